@@ -1,0 +1,59 @@
+package authn
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Auth methods recorded in Principal.Method.
+const (
+	MethodPublicKey = "publickey"
+	MethodCert      = "cert"
+	MethodOIDC      = "oidc"
+)
+
+// Principal is the authenticated caller. It is created once per connection,
+// after authentication succeeded, and never changes afterwards.
+type Principal struct {
+	User           string    `json:"user"`
+	DisplayName    string    `json:"display_name,omitempty"`
+	Groups         []string  `json:"groups,omitempty"`
+	Method         string    `json:"method"`
+	AuthTime       time.Time `json:"auth_time"`
+	ACR            string    `json:"acr,omitempty"`
+	KeyFingerprint string    `json:"key_fingerprint,omitempty"`
+	KeyType        string    `json:"key_type,omitempty"`
+	SourceAddr     string    `json:"source_addr,omitempty"`
+	SessionID      string    `json:"session_id,omitempty"`
+}
+
+// Subject is the principal as a ReBAC subject, "user:<name>".
+func (p Principal) Subject() string { return "user:" + p.User }
+
+// Marshal encodes the principal for transport inside ssh.Permissions.
+func (p Principal) Marshal() string {
+	b, _ := json.Marshal(p)
+	return string(b)
+}
+
+// UnmarshalPrincipal is the inverse of Marshal.
+func UnmarshalPrincipal(s string) (Principal, error) {
+	var p Principal
+	err := json.Unmarshal([]byte(s), &p)
+	return p, err
+}
+
+type ctxKey struct{}
+
+// WithPrincipal returns a context carrying p. The context carries request
+// data only, never services.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, ctxKey{}, p)
+}
+
+// FromContext returns the principal stored by WithPrincipal.
+func FromContext(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(ctxKey{}).(Principal)
+	return p, ok
+}

@@ -1,0 +1,84 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/sshbastion/bastion/store"
+)
+
+// KeyStore is what public-key authentication reads.
+type KeyStore interface {
+	KeyByFingerprint(ctx context.Context, fingerprint string) (store.Key, error)
+	GetUser(ctx context.Context, name string) (store.User, error)
+}
+
+// ErrUnknownKey means no user has registered the offered key.
+var ErrUnknownKey = errors.New("public key is not registered")
+
+// PublicKeys authenticates registered public keys.
+type PublicKeys struct {
+	Store KeyStore
+	Clock func() time.Time
+}
+
+func (a *PublicKeys) now() time.Time {
+	if a.Clock != nil {
+		return a.Clock()
+	}
+	return time.Now()
+}
+
+// Lookup finds the live registration of key. It is used for the query phase
+// of publickey auth ("would this key be accepted?") and therefore must not be
+// treated as proof of anything: the client has not signed yet.
+func (a *PublicKeys) Lookup(ctx context.Context, key ssh.PublicKey) (store.Key, store.User, error) {
+	if _, isCert := key.(*ssh.Certificate); isCert {
+		// Certificates are handled by the certificate authenticator, never by
+		// fingerprint: a cert's fingerprint is not a registration.
+		return store.Key{}, store.User{}, fmt.Errorf("certificates are not accepted as registered keys")
+	}
+	fp := ssh.FingerprintSHA256(key)
+	k, err := a.Store.KeyByFingerprint(ctx, fp)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Key{}, store.User{}, ErrUnknownKey
+	}
+	if err != nil {
+		return store.Key{}, store.User{}, err
+	}
+	// Expired bindings (from an OIDC login) must stop working at expiry
+	// even if nobody swept them yet.
+	if k.Expired(a.now()) {
+		return store.Key{}, store.User{}, fmt.Errorf("public key %s expired at %s", fp, k.Expires.Format(time.RFC3339))
+	}
+	u, err := a.Store.GetUser(ctx, k.User)
+	if err != nil {
+		// A key whose user was removed must not authenticate anyone.
+		return store.Key{}, store.User{}, fmt.Errorf("public key %s belongs to unknown user %q", fp, k.User)
+	}
+	return k, u, nil
+}
+
+// Verified builds the Principal for a key whose signature the SSH layer has
+// verified. It looks the key up again rather than trusting anything recorded
+// during the query phase, so the identity is always that of the proven key.
+func (a *PublicKeys) Verified(ctx context.Context, key ssh.PublicKey, source string) (Principal, error) {
+	k, u, err := a.Lookup(ctx, key)
+	if err != nil {
+		return Principal{}, err
+	}
+	return Principal{
+		User:           u.Name,
+		DisplayName:    u.DisplayName,
+		Groups:         append([]string(nil), u.Groups...),
+		Method:         MethodPublicKey,
+		AuthTime:       a.now().UTC(),
+		KeyFingerprint: k.Fingerprint,
+		KeyType:        key.Type(),
+		SourceAddr:     source,
+	}, nil
+}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/sshbastion/bastion/audit"
+	"github.com/sshbastion/bastion/authn"
+	"github.com/sshbastion/bastion/store"
+	"github.com/sshbastion/bastion/store/badger"
+	"github.com/sshbastion/bastion/subsystems"
+	"github.com/sshbastion/bastion/subsystems/commands"
+)
+
+type serveFlags struct {
+	config, listen, dataDir, metrics, logFormat, host string
+	admin                                             string
+	adminKeys                                         []string
+}
+
+func newServeCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the bastion",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(f.config)
+			if err != nil {
+				return err
+			}
+			cfg.applyEnv(os.Getenv)
+			fl := cmd.Flags()
+			override := func(name string, dst *string, v string) {
+				if fl.Changed(name) {
+					*dst = v
+				}
+			}
+			override("listen", &cfg.Listen, f.listen)
+			override("data", &cfg.DataDir, f.dataDir)
+			override("metrics-listen", &cfg.MetricsListen, f.metrics)
+			override("log-format", &cfg.Log.Format, f.logFormat)
+			override("host", &cfg.Host, f.host)
+			if err := cfg.validate(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return serve(ctx, cfg, f.admin, f.adminKeys)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", "", "YAML configuration file")
+	fl.StringVar(&f.listen, "listen", "", "SSH listen address (default :2222; env BASTION_LISTEN)")
+	fl.StringVar(&f.dataDir, "data", "", "data directory of the embedded store (env BASTION_DATA_DIR)")
+	fl.StringVar(&f.metrics, "metrics-listen", "", "address of /metrics and /healthz; empty string disables (env BASTION_METRICS_LISTEN)")
+	fl.StringVar(&f.logFormat, "log-format", "", "text or json (env BASTION_LOG_FORMAT)")
+	fl.StringVar(&f.host, "host", "", "how users reach the bastion, for printed examples (env BASTION_HOST)")
+	fl.StringVar(&f.admin, "admin", "", "bootstrap admin user to create or update at start")
+	fl.StringSliceVar(&f.adminKeys, "admin-key", nil, "public key file(s) to register to --admin (repeatable)")
+	return cmd
+}
+
+func newLogger(cfg Config) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) error {
+	log := newLogger(cfg)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	st, err := badger.Open(cfg.DataDir, badger.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("opening the store in %s: %w", cfg.DataDir, err)
+	}
+	defer st.Close()
+	alog, err := audit.New(st, audit.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("opening the audit log: %w", err)
+	}
+	defer alog.Close()
+
+	hostKey, created, err := loadOrCreateHostKey(ctx, st)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("created a new ed25519 host key", "fingerprint", fingerprint(hostKey))
+	}
+	if admin != "" {
+		if err := bootstrapAdmin(ctx, st, alog, admin, adminKeys, log); err != nil {
+			return err
+		}
+		cfg.Admins = appendIfMissing(cfg.Admins, admin)
+	}
+	for _, r := range cfg.Resources {
+		if err := st.PutResource(ctx, r); err != nil {
+			return err
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	host := cfg.Host
+	if host == "" {
+		host = defaultHost(cfg.Listen)
+	}
+	table := subsystems.NewTable()
+	mods := []subsystems.Module{
+		commands.New(commands.Deps{
+			Accounts: st,
+			Audit:    auditService{alog, st},
+			Admins:   staticAdmins(cfg.Admins),
+			Host:     host,
+		}),
+	}
+	for _, m := range mods {
+		if err := m.Register(table); err != nil {
+			return err
+		}
+	}
+	srv, err := subsystems.New(subsystems.Config{
+		HostSigners:          []gossh.Signer{hostKey},
+		PreAuthTimeout:       cfg.Auth.PreAuthTimeout,
+		MaxAuthTries:         cfg.Auth.MaxAuthTries,
+		FailedConnsPerSource: cfg.Auth.FailedConnsPerSource,
+		FailWindow:           cfg.Auth.FailWindow,
+		KeepaliveInterval:    cfg.Keepalive.Interval,
+		KeepaliveCountMax:    cfg.Keepalive.CountMax,
+		DrainTimeout:         cfg.DrainTimeout,
+	}, table, &authn.PublicKeys{Store: st}, alog, log, reg)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	var httpSrv *http.Server
+	metricsAddr := "off"
+	if cfg.MetricsListen != "" {
+		httpSrv, metricsAddr, err = startHTTP(cfg.MetricsListen, reg, log)
+		if err != nil {
+			return err
+		}
+	}
+	log.Info("bastion listening", "addr", ln.Addr().String(), "metrics", metricsAddr, "data", cfg.DataDir,
+		"host_key", fingerprint(hostKey))
+	_, _ = alog.Append(ctx, store.Event{Actor: "bastion", Action: "server.start", Decision: "allow",
+		Details: map[string]string{"addr": ln.Addr().String(), "host_key": fingerprint(hostKey)}})
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: no new connections, draining live sessions", "drain_timeout", cfg.DrainTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	if httpSrv != nil {
+		_ = httpSrv.Shutdown(sctx)
+	}
+	_, _ = alog.Append(context.Background(), store.Event{Actor: "bastion", Action: "server.stop", Decision: "allow"})
+	return nil
+}
+
+func startHTTP(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, string, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("metrics listener: %w", err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	return hs, ln.Addr().String(), nil
+}
+
+// auditService adds verification to the live log for the commands.
+type auditService struct {
+	*audit.Log
+	st store.AuditLog
+}
+
+func (a auditService) Verify(ctx context.Context) (audit.Report, error) { return audit.Verify(ctx, a.st) }
+
+// staticAdmins is the bootstrap admin list from the config.
+type staticAdmins []string
+
+func (s staticAdmins) IsAdmin(_ context.Context, p authn.Principal) (bool, error) {
+	for _, a := range s {
+		if a == p.User {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (s staticAdmins) HowToBecome() string {
+	return "Admins are listed under `admins:` in the bastion's config; ask one of them."
+}
+
+func appendIfMissing(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}
+
+func defaultHost(listen string) string {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "22" {
+		return "ssh localhost"
+	}
+	return "ssh -p " + port + " localhost"
+}

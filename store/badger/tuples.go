@@ -1,0 +1,285 @@
+package badger
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	bdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/sshbastion/bastion/store"
+)
+
+// checkTuple rejects tuples that could not be indexed unambiguously. An
+// object must be "type:id" because the subject index finds objects by type.
+func checkTuple(t store.Tuple) error {
+	for _, f := range []struct{ what, v string }{
+		{"object", t.Object}, {"relation", t.Relation}, {"subject", t.Subject},
+	} {
+		if err := checkName("tuple "+f.what, f.v); err != nil {
+			return fmt.Errorf("%w (tuple %s)", err, t)
+		}
+	}
+	if i := strings.IndexByte(t.Object, ':'); i <= 0 || i == len(t.Object)-1 {
+		return fmt.Errorf("badger: tuple object %q is not type:id", t.Object)
+	}
+	return nil
+}
+
+func objKey(t store.Tuple) []byte {
+	return []byte(pTupleObj + t.Object + sep + t.Relation + sep + t.Subject)
+}
+
+func subKey(t store.Tuple) []byte {
+	return []byte(pTupleSub + t.Subject + sep + t.Object + sep + t.Relation)
+}
+
+// encodeExpiry gives the index value for an expiry: empty for never, else
+// Unix seconds and nanoseconds (seconds keep the full time.Time range that
+// UnixNano would overflow).
+func encodeExpiry(t time.Time) []byte {
+	if t.IsZero() {
+		return nil
+	}
+	b := make([]byte, 12)
+	binary.BigEndian.PutUint64(b, uint64(t.Unix()))
+	binary.BigEndian.PutUint32(b[8:], uint32(t.Nanosecond()))
+	return b
+}
+
+func decodeExpiry(b []byte) (time.Time, error) {
+	switch len(b) {
+	case 0:
+		return time.Time{}, nil
+	case 12:
+		sec := int64(binary.BigEndian.Uint64(b))
+		return time.Unix(sec, int64(binary.BigEndian.Uint32(b[8:]))).UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("badger: bad tuple expiry of %d bytes", len(b))
+}
+
+// WriteTuples deletes del then adds add, in one transaction (see the
+// package comment for calls too large for one).
+func (s *Store) WriteTuples(ctx context.Context, add, del []store.Tuple) error {
+	// Validate everything first so a bad tuple fails the call before
+	// anything is written.
+	for _, t := range del {
+		if err := checkTuple(t); err != nil {
+			return err
+		}
+	}
+	for _, t := range add {
+		if err := checkTuple(t); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	type op struct {
+		key, val []byte
+		del      bool
+	}
+	ops := make([]op, 0, 2*(len(add)+len(del)))
+	for _, t := range del {
+		ops = append(ops, op{key: objKey(t), del: true}, op{key: subKey(t), del: true})
+	}
+	for _, t := range add {
+		v := encodeExpiry(t.Expires)
+		ops = append(ops, op{key: objKey(t), val: v}, op{key: subKey(t), val: v})
+	}
+	txn := s.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	for i := 0; i < len(ops); {
+		o := ops[i]
+		var err error
+		if o.del {
+			err = txn.Delete(o.key)
+		} else {
+			err = txn.Set(o.key, o.val)
+		}
+		if errors.Is(err, bdb.ErrTxnTooBig) {
+			// Too big for one transaction: commit what we have and
+			// carry on in a new one (documented non-atomic case).
+			if err := txn.Commit(); err != nil {
+				return err
+			}
+			txn = s.db.NewTransaction(true)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		i++
+	}
+	// Blind writes never conflict, so no retry loop is needed.
+	return txn.Commit()
+}
+
+// tupleScan decodes live tuples under prefix. parse turns the key (without
+// its role prefix) into a tuple.
+func (s *Store) tupleScan(ctx context.Context, prefix string, parse func(k []byte) (store.Tuple, bool)) ([]store.Tuple, error) {
+	now := s.clock()
+	var out []store.Tuple
+	err := s.db.View(func(txn *bdb.Txn) error {
+		return scan(ctx, txn, prefix, func(k, v []byte) error {
+			exp, err := decodeExpiry(v)
+			if err != nil {
+				return err
+			}
+			// Expired grants must be invisible the instant they expire,
+			// without waiting for any sweeper.
+			if !exp.IsZero() && !now.Before(exp) {
+				return nil
+			}
+			t, ok := parse(k[3:]) // both tuple prefixes are 3 bytes
+			if !ok {
+				return fmt.Errorf("badger: malformed tuple key %q", k)
+			}
+			t.Expires = exp
+			out = append(out, t)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// split3 splits b at the two NUL separators.
+func split3(b []byte) (a, c, d string, ok bool) {
+	parts := bytes.SplitN(b, []byte(sep), 3)
+	if len(parts) != 3 {
+		return "", "", "", false
+	}
+	return string(parts[0]), string(parts[1]), string(parts[2]), true
+}
+
+func parseObjKey(k []byte) (store.Tuple, bool) {
+	o, r, s, ok := split3(k)
+	return store.Tuple{Object: o, Relation: r, Subject: s}, ok
+}
+
+func parseSubKey(k []byte) (store.Tuple, bool) {
+	s, o, r, ok := split3(k)
+	return store.Tuple{Object: o, Relation: r, Subject: s}, ok
+}
+
+// TuplesByObject returns the live tuples on object (with relation, unless
+// relation is ""). It is one prefix scan of the object index.
+func (s *Store) TuplesByObject(ctx context.Context, object, relation string) ([]store.Tuple, error) {
+	if err := checkName("tuple object", object); err != nil {
+		return nil, err
+	}
+	// NUL in a query argument could widen the prefix across key parts.
+	if strings.Contains(relation, sep) {
+		return nil, fmt.Errorf("badger: tuple relation %q contains NUL", relation)
+	}
+	prefix := pTupleObj + object + sep
+	if relation != "" {
+		prefix += relation + sep
+	}
+	return s.tupleScan(ctx, prefix, parseObjKey)
+}
+
+// TuplesBySubject returns the live tuples of subject on objects of type
+// objectType (every type if ""). It is one prefix scan of the subject index.
+func (s *Store) TuplesBySubject(ctx context.Context, subject, objectType string) ([]store.Tuple, error) {
+	if err := checkName("tuple subject", subject); err != nil {
+		return nil, err
+	}
+	// A NUL or ':' in the type would let the prefix reach past the type
+	// into object ids (or across key parts).
+	if strings.ContainsAny(objectType, sep+":") {
+		return nil, fmt.Errorf("badger: bad object type %q", objectType)
+	}
+	prefix := pTupleSub + subject + sep
+	if objectType != "" {
+		prefix += objectType + ":"
+	}
+	return s.tupleScan(ctx, prefix, parseSubKey)
+}
+
+// ListTuples returns every live tuple, ordered by object.
+func (s *Store) ListTuples(ctx context.Context) ([]store.Tuple, error) {
+	return s.tupleScan(ctx, pTupleObj, parseObjKey)
+}
+
+// PurgeExpiredTuples deletes the index entries of tuples expired at the
+// Clock's now and returns how many tuples it removed. Reads never need it;
+// it only reclaims space.
+func (s *Store) PurgeExpiredTuples(ctx context.Context) (int, error) {
+	now := s.clock()
+	var dead []store.Tuple
+	err := s.db.View(func(txn *bdb.Txn) error {
+		return scan(ctx, txn, pTupleObj, func(k, v []byte) error {
+			exp, err := decodeExpiry(v)
+			if err != nil || exp.IsZero() || now.Before(exp) {
+				return err
+			}
+			t, ok := parseObjKey(k[3:])
+			if !ok {
+				return fmt.Errorf("badger: malformed tuple key %q", k)
+			}
+			t.Expires = exp
+			dead = append(dead, t)
+			return nil
+		})
+	})
+	if err != nil || len(dead) == 0 {
+		return 0, err
+	}
+	// Delete only what is still expired: a tuple re-granted since the scan
+	// must survive, hence the re-check inside the write transaction. Chunks
+	// keep each transaction well below badger's size limit.
+	total := 0
+	for len(dead) > 0 {
+		chunk := dead[:min(len(dead), 10000)]
+		dead = dead[len(chunk):]
+		n := 0
+		err := s.update(ctx, func(txn *bdb.Txn) error {
+			n = 0
+			for _, t := range chunk {
+				expired, err := stillExpired(txn, t, now)
+				if err != nil {
+					return err
+				}
+				if !expired {
+					continue
+				}
+				if err := txn.Delete(objKey(t)); err != nil {
+					return err
+				}
+				if err := txn.Delete(subKey(t)); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// stillExpired reports whether t is stored and expired at now.
+func stillExpired(txn *bdb.Txn, t store.Tuple, now time.Time) (bool, error) {
+	item, err := txn.Get(objKey(t))
+	if errors.Is(err, bdb.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return false, err
+	}
+	exp, err := decodeExpiry(v)
+	return err == nil && !exp.IsZero() && !now.Before(exp), err
+}

@@ -1,0 +1,8 @@
+// Package store defines what the bastion keeps: plain data types (users,
+// keys, resources, tuples, sessions, audit events, server secrets) and small
+// interfaces by role. Backends live in sub-packages; badger/ is the embedded
+// default and storetest/ is the behaviour suite every backend must pass.
+//
+// store imports nothing else of the bastion: every other package depends on
+// it, never the other way round.
+package store

@@ -1,0 +1,95 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Users keeps user records.
+type Users interface {
+	PutUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, name string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	// DeleteUser removes the user and every key registered to it.
+	DeleteUser(ctx context.Context, name string) error
+}
+
+// Keys keeps public keys, indexed by fingerprint and by user.
+type Keys interface {
+	PutKey(ctx context.Context, k Key) error
+	// KeyByFingerprint returns the key with that fingerprint, expired or
+	// not: the caller decides what expiry means.
+	KeyByFingerprint(ctx context.Context, fingerprint string) (Key, error)
+	KeysOf(ctx context.Context, user string) ([]Key, error)
+	ListKeys(ctx context.Context) ([]Key, error)
+	DeleteKey(ctx context.Context, fingerprint string) error
+}
+
+// Resources keeps Resource definitions by name.
+type Resources interface {
+	PutResource(ctx context.Context, r Resource) error
+	GetResource(ctx context.Context, name string) (Resource, error)
+	ListResources(ctx context.Context) ([]Resource, error)
+	DeleteResource(ctx context.Context, name string) error
+}
+
+// Tuples keeps relationship tuples, indexed both by object and by subject.
+// Every read hides tuples that are expired at the time of the read.
+type Tuples interface {
+	// WriteTuples deletes then adds, atomically. Adding an existing tuple
+	// replaces its expiry. Deleting a missing tuple is not an error.
+	WriteTuples(ctx context.Context, add, del []Tuple) error
+	// TuplesByObject returns the live tuples on object with relation
+	// (every relation if relation is "").
+	TuplesByObject(ctx context.Context, object, relation string) ([]Tuple, error)
+	// TuplesBySubject returns the live tuples whose subject is subject and
+	// whose object has type objectType (every type if "").
+	TuplesBySubject(ctx context.Context, subject, objectType string) ([]Tuple, error)
+	// ListTuples returns every live tuple.
+	ListTuples(ctx context.Context) ([]Tuple, error)
+}
+
+// Sessions keeps mediated access sessions.
+type Sessions interface {
+	PutSession(ctx context.Context, s Session) error
+	GetSession(ctx context.Context, id string) (Session, error)
+	ListSessions(ctx context.Context) ([]Session, error)
+}
+
+// AuditLog stores audit events. Hashes are computed by package audit; the
+// store keeps events in seq order and makes an append durable before it
+// returns.
+type AuditLog interface {
+	// AppendEvents durably and atomically appends events, whose seqs must
+	// follow the last stored seq without gaps.
+	AppendEvents(ctx context.Context, events []Event) error
+	// LastEvent returns the event with the highest seq; ok is false on an
+	// empty log.
+	LastEvent(ctx context.Context) (e Event, ok bool, err error)
+	// ScanEvents calls fn for each event with seq >= from, in seq order,
+	// until fn returns an error (which ScanEvents returns).
+	ScanEvents(ctx context.Context, from uint64, fn func(Event) error) error
+	// QueryEvents returns matching events in seq order.
+	QueryEvents(ctx context.Context, f EventFilter) ([]Event, error)
+}
+
+// Secrets keeps the server's own key material (host key, user CA).
+type Secrets interface {
+	GetSecret(ctx context.Context, name string) ([]byte, error)
+	PutSecret(ctx context.Context, name string, value []byte) error
+}
+
+// Store is everything a backend provides.
+type Store interface {
+	Users
+	Keys
+	Resources
+	Tuples
+	Sessions
+	AuditLog
+	Secrets
+	Close() error
+}
+
+// Clock returns the current time; backends take one so tests can move time.
+type Clock func() time.Time

@@ -1,0 +1,123 @@
+package store
+
+import (
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a looked-up record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrExists is returned by Create-style calls when the record already exists.
+var ErrExists = errors.New("already exists")
+
+// User is a person (or robot) known to the bastion.
+type User struct {
+	Name        string    `json:"name"`
+	DisplayName string    `json:"display_name,omitempty"`
+	Groups      []string  `json:"groups,omitempty"`
+	Source      string    `json:"source,omitempty"` // "local", "oidc", "bootstrap"
+	Created     time.Time `json:"created"`
+}
+
+// Key is a public key registered to a user. Fingerprint is the OpenSSH
+// SHA256 fingerprint ("SHA256:..."), and the primary key of the record.
+type Key struct {
+	Fingerprint   string    `json:"fingerprint"`
+	User          string    `json:"user"`
+	Type          string    `json:"type"`
+	AuthorizedKey string    `json:"authorized_key"` // one authorized_keys line, without comment
+	Comment       string    `json:"comment,omitempty"`
+	Source        string    `json:"source,omitempty"` // "admin", "bootstrap", "oidc"
+	Added         time.Time `json:"added"`
+	Expires       time.Time `json:"expires,omitempty"` // zero means never
+}
+
+// Expired reports whether the key is past its expiry at now.
+func (k Key) Expired(now time.Time) bool {
+	return !k.Expires.IsZero() && !now.Before(k.Expires)
+}
+
+// Resource is something users reach through the bastion.
+type Resource struct {
+	Name        string            `json:"name" yaml:"name"`
+	Kind        string            `json:"kind" yaml:"kind"` // "ssh", "tcp", "kube"
+	Address     string            `json:"address" yaml:"address"`
+	Ports       []int             `json:"ports,omitempty" yaml:"ports,omitempty"`
+	Project     string            `json:"project,omitempty" yaml:"project,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+	Aliases     []string          `json:"aliases,omitempty" yaml:"aliases,omitempty"`
+	Login       string            `json:"login,omitempty" yaml:"login,omitempty"`
+	TTL         time.Duration     `json:"ttl,omitempty" yaml:"ttl,omitempty"`
+	IdleTimeout time.Duration     `json:"idle_timeout,omitempty" yaml:"idle_timeout,omitempty"`
+	Kube        *KubeSpec         `json:"kube,omitempty" yaml:"kube,omitempty"`
+}
+
+// KubeSpec holds what a kube Resource needs to reach its apiserver.
+type KubeSpec struct {
+	Server     string              `json:"server,omitempty" yaml:"server,omitempty"`
+	Kubeconfig string              `json:"kubeconfig,omitempty" yaml:"kubeconfig,omitempty"`
+	Context    string              `json:"context,omitempty" yaml:"context,omitempty"`
+	InCluster  bool                `json:"in_cluster,omitempty" yaml:"in_cluster,omitempty"`
+	Groups     map[string][]string `json:"groups,omitempty" yaml:"groups,omitempty"` // ReBAC relation -> Kubernetes groups
+}
+
+// Tuple is one relationship: Object#Relation@Subject, for example
+// "resource:web-1#act@user:alice" or "project:p#member@group:ops#member".
+// A non-zero Expires makes the tuple invisible from that instant on.
+type Tuple struct {
+	Object   string    `json:"object"`
+	Relation string    `json:"relation"`
+	Subject  string    `json:"subject"`
+	Expires  time.Time `json:"expires,omitempty"`
+}
+
+// Expired reports whether the tuple is past its expiry at now.
+func (t Tuple) Expired(now time.Time) bool {
+	return !t.Expires.IsZero() && !now.Before(t.Expires)
+}
+
+// String renders the tuple as object#relation@subject.
+func (t Tuple) String() string { return t.Object + "#" + t.Relation + "@" + t.Subject }
+
+// Session is one mediated access (a forward, a shell, a kube tunnel).
+type Session struct {
+	ID          string        `json:"id"`
+	User        string        `json:"user"`
+	Resource    string        `json:"resource"`
+	Kind        string        `json:"kind"`
+	Target      string        `json:"target,omitempty"`
+	Source      string        `json:"source,omitempty"`
+	Opened      time.Time     `json:"opened"`
+	Expires     time.Time     `json:"expires"`
+	IdleTimeout time.Duration `json:"idle_timeout,omitempty"`
+	BytesIn     int64         `json:"bytes_in"`
+	BytesOut    int64         `json:"bytes_out"`
+	State       string        `json:"state"` // "open", "closed", "revoked"
+	Closed      time.Time     `json:"closed,omitempty"`
+	Reason      string        `json:"reason,omitempty"`
+}
+
+// Event is one record of the hash-chained audit log. Hash covers every
+// other field (see package audit for the canonical encoding).
+type Event struct {
+	Seq      uint64            `json:"seq"`
+	Time     time.Time         `json:"time"`
+	Actor    string            `json:"actor"`
+	Action   string            `json:"action"`
+	Target   string            `json:"target,omitempty"`
+	Decision string            `json:"decision,omitempty"`
+	Reason   string            `json:"reason,omitempty"`
+	Details  map[string]string `json:"details,omitempty"`
+	PrevHash string            `json:"prev_hash"`
+	Hash     string            `json:"hash"`
+}
+
+// EventFilter selects audit events. Zero fields match everything.
+type EventFilter struct {
+	Since  time.Time
+	Until  time.Time
+	Actor  string
+	Action string // exact, or a prefix ending in "." or "*"
+	Limit  int    // newest Limit events; 0 = all
+}

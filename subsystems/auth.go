@@ -1,0 +1,298 @@
+package subsystems
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/charmbracelet/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/sshbastion/bastion/authn"
+	"github.com/sshbastion/bastion/store"
+)
+
+// Permissions extension under which the verified Principal travels from
+// the auth callbacks to the connection.
+const principalExt = "bastion-principal"
+
+type stateKey struct{}
+
+// connState is what the core knows about one connection.
+type connState struct {
+	id     string
+	source string
+	conn   net.Conn
+
+	mu         sync.Mutex
+	authed     bool
+	login      string
+	methods    []string
+	offered    []string // fingerprints of keys offered, in order
+	failure    string   // why the connection failed before auth
+	keyFailure string   // why the last offered key was refused
+	throttled  bool
+	refusals   []string
+	stderr     []func(string)
+	deadline   *time.Timer
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func stateOf(ctx ssh.Context) *connState {
+	st, _ := ctx.Value(stateKey{}).(*connState)
+	return st
+}
+
+// onConnect runs for each accepted TCP connection, before the SSH
+// handshake.
+func (s *Server) onConnect(ctx ssh.Context, c net.Conn) net.Conn {
+	s.metrics.conns.Inc()
+	s.metrics.active.Inc()
+	st := &connState{id: newID(), source: c.RemoteAddr().String()}
+	wc := &trackedConn{Conn: c, s: s, st: st}
+	st.conn = wc
+	ctx.SetValue(stateKey{}, st)
+	// The pre-auth deadline exists so that connections which never
+	// authenticate (slow-loris, scanners, stuck clients) cannot hold
+	// resources: the timer closes the socket unless auth completed.
+	st.deadline = time.AfterFunc(s.cfg.PreAuthTimeout, func() {
+		st.mu.Lock()
+		authed := st.authed
+		if !authed && st.failure == "" {
+			st.failure = fmt.Sprintf("pre-auth deadline of %s exceeded", s.cfg.PreAuthTimeout)
+		}
+		st.mu.Unlock()
+		if !authed {
+			_ = wc.Close()
+		}
+	})
+	if blocked, until := s.throttle.Blocked(st.source); blocked {
+		st.throttled = true
+		st.failure = fmt.Sprintf("too many failed logins from %s; retry after %s", authn.Host(st.source), until.UTC().Format(time.RFC3339))
+	}
+	return wc
+}
+
+// trackedConn reports the end of a connection, and audits connections that
+// ended without authenticating.
+type trackedConn struct {
+	net.Conn
+	s    *Server
+	st   *connState
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.s.metrics.active.Dec()
+		st := c.st
+		st.deadline.Stop()
+		st.mu.Lock()
+		authed, tried, failure := st.authed, len(st.methods) > 0, st.failReason()
+		ev := store.Event{
+			Actor: st.login, Action: "auth.fail", Decision: "deny",
+			Details: map[string]string{
+				"source":       st.source,
+				"methods":      strings.Join(st.methods, ","),
+				"fingerprints": strings.Join(st.offered, ","),
+				"conn":         st.id,
+			},
+		}
+		throttled := st.throttled
+		st.mu.Unlock()
+		if authed || (!tried && failure == "") {
+			// Authenticated connections are audited on success; bare TCP
+			// probes that never tried to log in are not worth an event.
+			return
+		}
+		if failure == "" {
+			failure = "no offered credential was accepted"
+		}
+		ev.Reason = failure
+		if !throttled {
+			// Only real failures count against the source; refusals
+			// while throttled would otherwise extend the block forever.
+			c.s.throttle.Fail(st.source)
+		}
+		c.s.metrics.auth.WithLabelValues("any", "fail").Inc()
+		_ = c.s.record(context.Background(), ev)
+	})
+	return err
+}
+
+// serverConfig builds the per-connection x/crypto configuration.
+func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
+	st := stateOf(ctx)
+	return &gossh.ServerConfig{
+		// MaxAuthTries caps failed attempts per connection; x/crypto
+		// disconnects with "too many authentication failures" after it.
+		MaxAuthTries: s.cfg.MaxAuthTries,
+		BannerCallback: func(gossh.ConnMetadata) string {
+			if st != nil && st.throttled {
+				return "bastion: " + st.failure + "\n"
+			}
+			return ""
+		},
+		AuthLogCallback: func(cm gossh.ConnMetadata, method string, err error) {
+			if st != nil {
+				st.noteMethod(cm.User(), method, err == nil)
+			}
+		},
+		// VerifiedPublicKeyCallback runs only after the client's signature
+		// over the session was verified, so the key here is proven. This is
+		// where the identity is bound (CVE-2024-45337: never bind a key
+		// that was merely offered in the query phase).
+		VerifiedPublicKeyCallback: func(cm gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+			if st != nil && st.throttled {
+				return nil, fmt.Errorf("throttled")
+			}
+			p, err := s.auth.Verified(ctx, key, cm.RemoteAddr().String())
+			if err != nil {
+				return nil, err
+			}
+			if st != nil {
+				p.SessionID = st.id
+				st.markAuthed()
+			}
+			s.metrics.auth.WithLabelValues(p.Method, "success").Inc()
+			_ = s.record(ctx, store.Event{
+				Actor: p.User, Action: "auth.success", Decision: "allow",
+				Details: map[string]string{
+					"method": p.Method, "fingerprint": p.KeyFingerprint, "key_type": p.KeyType,
+					"source": p.SourceAddr, "login": cm.User(), "conn": p.SessionID,
+				},
+			})
+			go s.keepalive(ctx)
+			return &gossh.Permissions{Extensions: map[string]string{principalExt: p.Marshal()}}, nil
+		},
+	}
+}
+
+// publicKeyOffered answers the query phase: would this key be accepted?
+// Nothing is bound here; see VerifiedPublicKeyCallback.
+func (s *Server) publicKeyOffered(ctx ssh.Context, key ssh.PublicKey) bool {
+	st := stateOf(ctx)
+	if st != nil {
+		st.mu.Lock()
+		st.offered = appendUnique(st.offered, gossh.FingerprintSHA256(key))
+		throttled := st.throttled
+		st.mu.Unlock()
+		if throttled {
+			return false
+		}
+	}
+	_, _, err := s.auth.Lookup(ctx, key)
+	if err != nil && st != nil {
+		st.mu.Lock()
+		st.keyFailure = "public key " + gossh.FingerprintSHA256(key) + ": " + err.Error()
+		st.mu.Unlock()
+	}
+	return err == nil
+}
+
+func appendUnique(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}
+
+func (st *connState) noteMethod(login, method string, ok bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.login = login
+	st.methods = appendUnique(st.methods, method)
+}
+
+// failReason says why a connection ended unauthenticated; st.mu is held.
+func (st *connState) failReason() string {
+	switch {
+	case st.failure != "":
+		return st.failure
+	case st.keyFailure != "":
+		return st.keyFailure
+	}
+	for _, m := range st.methods {
+		if m != "none" && m != "publickey" {
+			return "authentication method " + m + " is not accepted (publickey only)"
+		}
+	}
+	if len(st.methods) == 1 && st.methods[0] == "none" {
+		return "authentication method none is not accepted: a registered key is required"
+	}
+	return ""
+}
+
+func (st *connState) markAuthed() {
+	st.mu.Lock()
+	st.authed = true
+	st.failure = ""
+	st.mu.Unlock()
+	st.deadline.Stop()
+}
+
+// principalOf returns the verified Principal of an authenticated
+// connection, from the Permissions x/crypto kept for the proven key.
+func principalOf(conn *gossh.ServerConn) (authn.Principal, error) {
+	if conn == nil || conn.Permissions == nil {
+		return authn.Principal{}, fmt.Errorf("connection has no verified identity")
+	}
+	raw, ok := conn.Permissions.Extensions[principalExt]
+	if !ok {
+		return authn.Principal{}, fmt.Errorf("connection has no verified identity")
+	}
+	return authn.UnmarshalPrincipal(raw)
+}
+
+// keepalive sends keepalive@openssh.com and closes connections whose peer
+// stopped answering, so that dead peers do not hold sessions open.
+func (s *Server) keepalive(ctx ssh.Context) {
+	t := time.NewTicker(s.cfg.KeepaliveInterval)
+	defer t.Stop()
+	missed := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		conn, _ := ctx.Value(ssh.ContextKeyConn).(*gossh.ServerConn)
+		if conn == nil {
+			continue
+		}
+		replied := make(chan error, 1)
+		go func() {
+			_, _, err := conn.SendRequest("keepalive@openssh.com", true, nil)
+			replied <- err
+		}()
+		select {
+		case err := <-replied:
+			if err != nil {
+				return
+			}
+			missed = 0
+		case <-time.After(s.cfg.KeepaliveInterval):
+			missed++
+			if missed >= s.cfg.KeepaliveCountMax {
+				s.log.Info("closing connection: peer stopped answering keepalives", "conn", stateOf(ctx).id)
+				_ = conn.Close()
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}

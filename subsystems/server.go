@@ -1,0 +1,223 @@
+package subsystems
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/charmbracelet/ssh"
+	"github.com/prometheus/client_golang/prometheus"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/sshbastion/bastion/authn"
+	"github.com/sshbastion/bastion/store"
+)
+
+// Auditor records audit events; *audit.Log satisfies it.
+type Auditor interface {
+	Append(ctx context.Context, e store.Event) (store.Event, error)
+}
+
+// Authenticator checks public keys. *authn.PublicKeys satisfies it.
+type Authenticator interface {
+	Lookup(ctx context.Context, key gossh.PublicKey) (store.Key, store.User, error)
+	Verified(ctx context.Context, key gossh.PublicKey, source string) (authn.Principal, error)
+}
+
+// Config holds the limits and identity of the SSH server.
+type Config struct {
+	HostSigners []gossh.Signer
+	// PreAuthTimeout bounds the time from TCP accept to successful
+	// authentication (default 30 s).
+	PreAuthTimeout time.Duration
+	// MaxAuthTries caps failed auth attempts per connection (default 6).
+	MaxAuthTries int
+	// FailedConnsPerSource and FailWindow throttle sources whose
+	// connections keep failing authentication (defaults 20 per minute).
+	FailedConnsPerSource int
+	FailWindow           time.Duration
+	// KeepaliveInterval and KeepaliveCountMax detect dead peers (defaults
+	// 15 s and 3, as OpenSSH's ClientAlive settings).
+	KeepaliveInterval time.Duration
+	KeepaliveCountMax int
+	// DrainTimeout bounds graceful shutdown (default 10 s).
+	DrainTimeout time.Duration
+	Version      string
+}
+
+func (c *Config) defaults() {
+	if c.PreAuthTimeout <= 0 {
+		c.PreAuthTimeout = 30 * time.Second
+	}
+	if c.MaxAuthTries <= 0 {
+		c.MaxAuthTries = 6
+	}
+	if c.FailedConnsPerSource == 0 {
+		c.FailedConnsPerSource = 20
+	}
+	if c.FailWindow <= 0 {
+		c.FailWindow = time.Minute
+	}
+	if c.KeepaliveInterval <= 0 {
+		c.KeepaliveInterval = 15 * time.Second
+	}
+	if c.KeepaliveCountMax <= 0 {
+		c.KeepaliveCountMax = 3
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 10 * time.Second
+	}
+	if c.Version == "" {
+		c.Version = "bastion"
+	}
+}
+
+// Server is the SSH server core.
+type Server struct {
+	cfg      Config
+	table    *Table
+	auth     Authenticator
+	audit    Auditor
+	log      *slog.Logger
+	throttle *authn.Throttle
+	metrics  *metrics
+	srv      *ssh.Server
+
+	mu       sync.Mutex
+	sessions map[ssh.Session]struct{}
+	closing  bool
+}
+
+// New builds the server. Modules are registered into the table before.
+func New(cfg Config, table *Table, auth Authenticator, auditor Auditor, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	cfg.defaults()
+	if len(cfg.HostSigners) == 0 {
+		return nil, errors.New("subsystems: no host key")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		cfg:      cfg,
+		table:    table,
+		auth:     auth,
+		audit:    auditor,
+		log:      log,
+		throttle: &authn.Throttle{Max: cfg.FailedConnsPerSource, Window: cfg.FailWindow},
+		metrics:  newMetrics(reg),
+		sessions: map[ssh.Session]struct{}{},
+	}
+	s.srv = &ssh.Server{
+		ConnectionFailedCallback: func(_ net.Conn, err error) { s.log.Debug("handshake failed", "err", err) },
+		Version:                  cfg.Version,
+		Handler:                  s.handleSession,
+		ConnCallback:             s.onConnect,
+		ServerConfigCallback:     s.serverConfig,
+		// Setting a PublicKeyHandler also keeps charmbracelet/ssh from
+		// silently switching to NoClientAuth, which it does when no auth
+		// handler is set. The handler only answers the query phase; the
+		// identity is bound in VerifiedPublicKeyCallback (see auth.go).
+		PublicKeyHandler: s.publicKeyOffered,
+		ChannelHandlers: map[string]ssh.ChannelHandler{
+			"session": s.sessionChannel,
+			"default": s.channel,
+		},
+		RequestHandlers: map[string]ssh.RequestHandler{
+			"default": s.globalRequest,
+		},
+		SubsystemHandlers: map[string]ssh.SubsystemHandler{
+			"default": s.subsystem,
+		},
+	}
+	for _, k := range cfg.HostSigners {
+		s.srv.AddHostKey(k)
+	}
+	return s, nil
+}
+
+// Serve accepts connections on l until Shutdown or Close.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.srv.Serve(l)
+	if errors.Is(err, ssh.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, tells live sessions, and waits up to the drain
+// timeout (or ctx) for them to end before closing what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	live := make([]ssh.Session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		live = append(live, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range live {
+		fmt.Fprintf(sess.Stderr(), "\r\nbastion: the server is shutting down; this session ends within %s\r\n", s.cfg.DrainTimeout)
+	}
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
+	defer cancel()
+	err := s.srv.Shutdown(dctx)
+	if err != nil {
+		s.log.Warn("drain timeout reached, closing remaining connections", "err", err)
+		return s.srv.Close()
+	}
+	return nil
+}
+
+// Close closes everything at once.
+func (s *Server) Close() error { return s.srv.Close() }
+
+func (s *Server) track(sess ssh.Session, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.sessions[sess] = struct{}{}
+	} else {
+		delete(s.sessions, sess)
+	}
+	s.metrics.sessions.Set(float64(len(s.sessions)))
+}
+
+// record appends an audit event; a failure to audit is logged loudly. The
+// caller decides whether the action may go on without its audit record.
+func (s *Server) record(ctx context.Context, e store.Event) error {
+	if s.audit == nil {
+		return nil
+	}
+	if _, err := s.audit.Append(ctx, e); err != nil {
+		s.log.Error("audit append failed", "action", e.Action, "err", err)
+		return err
+	}
+	return nil
+}
+
+type metrics struct {
+	conns    prometheus.Counter
+	active   prometheus.Gauge
+	sessions prometheus.Gauge
+	auth     *prometheus.CounterVec
+	refused  *prometheus.CounterVec
+	commands *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		conns:    prometheus.NewCounter(prometheus.CounterOpts{Name: "bastion_ssh_connections_total", Help: "TCP connections accepted."}),
+		active:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "bastion_ssh_connections_active", Help: "Open connections."}),
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bastion_ssh_sessions_active", Help: "Open session channels."}),
+		auth:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bastion_auth_total", Help: "Authentication outcomes."}, []string{"method", "result"}),
+		refused:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bastion_refused_total", Help: "Refused channels, requests, commands and subsystems."}, []string{"kind"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bastion_commands_total", Help: "Exec commands run."}, []string{"command", "result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.conns, m.active, m.sessions, m.auth, m.refused, m.commands)
+	}
+	return m
+}

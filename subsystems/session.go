@@ -1,0 +1,203 @@
+package subsystems
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/sshbastion/bastion/authn"
+	"github.com/sshbastion/bastion/store"
+)
+
+// Session channel requests the core lets through to the session handler.
+// Everything else (x11-req, auth-agent-req@openssh.com, ...) is refused with
+// a reason, because the bastion must not become a path for agent or X11
+// forwarding unless a module explicitly provides it.
+var allowedSessionRequests = map[string]bool{
+	"shell": true, "exec": true, "subsystem": true, "env": true, "signal": true,
+	"pty-req": true, "window-change": true, "break": true,
+}
+
+// Requests refused without a notice: clients send them as liveness probes.
+var silentRequests = map[string]bool{
+	"keepalive@openssh.com":        true,
+	"no-more-sessions@openssh.com": true,
+}
+
+var requestNames = map[string]string{
+	"x11-req":                         "X11 forwarding (ssh -X)",
+	"auth-agent-req@openssh.com":      "agent forwarding (ssh -A)",
+	"tcpip-forward":                   "remote port forwarding (ssh -R)",
+	"streamlocal-forward@openssh.com": "remote socket forwarding (ssh -R with a socket)",
+}
+
+func describeRequest(typ string) string {
+	if n, ok := requestNames[typ]; ok {
+		return n
+	}
+	return fmt.Sprintf("request %q", typ)
+}
+
+// requestContext returns the context handed to modules: the connection's
+// context plus the verified Principal.
+func requestContext(ctx ssh.Context) (context.Context, authn.Principal, error) {
+	conn, _ := ctx.Value(ssh.ContextKeyConn).(*gossh.ServerConn)
+	p, err := principalOf(conn)
+	if err != nil {
+		return nil, p, err
+	}
+	return authn.WithPrincipal(ctx, p), p, nil
+}
+
+// refuse records a refused request on the connection, audits it, and shows
+// the reason on the stderr of any session of this connection (OpenSSH does
+// not print the reason of a failed request, and sends some with
+// want_reply=false, so the user would otherwise never learn why).
+func (s *Server) refuse(ctx ssh.Context, kind, typ string) {
+	what := describeRequest(typ)
+	msg := fmt.Sprintf("bastion: %s refused: this bastion does not provide it", what)
+	s.metrics.refused.WithLabelValues(kind).Inc()
+	actor := ""
+	if _, p, err := requestContext(ctx); err == nil {
+		actor = p.User
+	}
+	_ = s.record(ctx, store.Event{Actor: actor, Action: kind + ".refuse", Target: typ, Decision: "deny", Reason: what + " is not enabled"})
+	if st := stateOf(ctx); st != nil {
+		st.notice(msg)
+	}
+}
+
+func (st *connState) notice(msg string) {
+	st.mu.Lock()
+	st.refusals = append(st.refusals, msg)
+	outs := append([]func(string){}, st.stderr...)
+	st.mu.Unlock()
+	for _, out := range outs {
+		out(msg)
+	}
+}
+
+// attach registers a session's stderr for notices and replays earlier ones.
+func (st *connState) attach(out func(string)) {
+	st.mu.Lock()
+	past := append([]string{}, st.refusals...)
+	st.stderr = append(st.stderr, out)
+	st.mu.Unlock()
+	for _, m := range past {
+		out(m)
+	}
+}
+
+// sessionChannel accepts a session channel, filtering its requests before
+// charmbracelet/ssh's session handling sees them.
+func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
+	ssh.DefaultSessionHandler(srv, conn, &filteredChannel{NewChannel: nc, s: s, ctx: ctx}, ctx)
+}
+
+type filteredChannel struct {
+	gossh.NewChannel
+	s   *Server
+	ctx ssh.Context
+}
+
+func (f *filteredChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) {
+	ch, reqs, err := f.NewChannel.Accept()
+	if err != nil {
+		return ch, reqs, err
+	}
+	out := make(chan *gossh.Request)
+	go func() {
+		defer close(out)
+		for r := range reqs {
+			if allowedSessionRequests[r.Type] {
+				out <- r
+				continue
+			}
+			if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+			if !silentRequests[r.Type] {
+				f.s.refuse(f.ctx, "request", r.Type)
+			}
+		}
+	}()
+	return ch, out, nil
+}
+
+// handleSession runs exec commands and the shell.
+func (s *Server) handleSession(sess ssh.Session) {
+	ctx, p, err := requestContext(sess.Context())
+	if err != nil {
+		fmt.Fprintln(sess.Stderr(), "bastion: no verified identity on this connection")
+		_ = sess.Exit(1)
+		return
+	}
+	s.track(sess, true)
+	defer s.track(sess, false)
+	if st := stateOf(sess.Context()); st != nil {
+		_, _, isPty := sess.Pty()
+		st.attach(func(m string) {
+			if isPty {
+				m = strings.ReplaceAll(m, "\n", "\r\n") + "\r"
+			}
+			fmt.Fprintln(sess.Stderr(), m)
+		})
+	}
+	args := sess.Command()
+	if len(args) == 0 {
+		if s.table.shell == nil {
+			fmt.Fprintf(sess, "Hello %s. This bastion has no interactive shell yet; run `ssh %s help` to see the commands.\n", p.User, "bastion")
+			_ = sess.Exit(0)
+			return
+		}
+		_ = sess.Exit(s.table.shell(ctx, sess, nil))
+		return
+	}
+	cmd, ok := s.table.commands[args[0]]
+	if !ok {
+		s.metrics.refused.WithLabelValues("command").Inc()
+		_ = s.record(ctx, store.Event{Actor: p.User, Action: "command.refuse", Target: args[0], Decision: "deny",
+			Reason: "unknown command", Details: map[string]string{"args": strings.Join(args, " "), "conn": p.SessionID}})
+		fmt.Fprintf(sess.Stderr(), "bastion: unknown command %q; run `help` to list the commands\n", args[0])
+		_ = sess.Exit(127)
+		return
+	}
+	code := cmd.Run(ctx, sess, args)
+	result := "ok"
+	if code != 0 {
+		result = "error"
+	}
+	s.metrics.commands.WithLabelValues(cmd.Name, result).Inc()
+	_ = s.record(ctx, store.Event{Actor: p.User, Action: "command.run", Target: cmd.Name, Decision: "allow",
+		Details: map[string]string{"args": strings.Join(args, " "), "exit": fmt.Sprint(code), "conn": p.SessionID}})
+	_ = sess.Exit(code)
+}
+
+// subsystem dispatches `ssh -s NAME`.
+func (s *Server) subsystem(sess ssh.Session) {
+	name := sess.Subsystem()
+	ctx, p, err := requestContext(sess.Context())
+	if err != nil {
+		_ = sess.Exit(1)
+		return
+	}
+	s.track(sess, true)
+	defer s.track(sess, false)
+	h, ok := s.table.subsystems[name]
+	if !ok {
+		s.metrics.refused.WithLabelValues("subsystem").Inc()
+		_ = s.record(ctx, store.Event{Actor: p.User, Action: "subsystem.refuse", Target: name, Decision: "deny", Reason: "unknown subsystem"})
+		avail := strings.Join(s.table.SubsystemNames(), ", ")
+		if avail == "" {
+			avail = "none"
+		}
+		fmt.Fprintf(sess.Stderr(), "bastion: subsystem %q is not available (available: %s)\n", name, avail)
+		_ = sess.Exit(1)
+		return
+	}
+	_ = s.record(ctx, store.Event{Actor: p.User, Action: "subsystem.open", Target: name, Decision: "allow", Details: map[string]string{"conn": p.SessionID}})
+	_ = sess.Exit(h(ctx, sess, []string{name}))
+}

@@ -1,0 +1,113 @@
+package subsystems
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/charmbracelet/ssh"
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// ChannelHandler serves one channel of a registered type (for example
+// "direct-tcpip"). The context carries the caller's Principal.
+type ChannelHandler func(ctx context.Context, conn *gossh.ServerConn, nc gossh.NewChannel)
+
+// SessionHandler serves an exec command, a subsystem or a shell on a
+// session channel and returns the exit status. For commands, args[0] is the
+// command name.
+type SessionHandler func(ctx context.Context, s ssh.Session, args []string) int
+
+// Command is an exec command answered over `ssh bastion NAME ...`.
+type Command struct {
+	Name    string
+	Summary string
+	Run     SessionHandler
+}
+
+// Module is a feature: it declares what it serves by registering into the
+// table. Modules must not reach into the server core.
+type Module interface {
+	Register(t *Table) error
+}
+
+// Table is the single dispatch table of the server.
+type Table struct {
+	channels   map[string]ChannelHandler
+	commands   map[string]Command
+	subsystems map[string]SessionHandler
+	shell      SessionHandler
+}
+
+// NewTable returns an empty table: with nothing registered, everything is
+// refused.
+func NewTable() *Table {
+	return &Table{
+		channels:   map[string]ChannelHandler{},
+		commands:   map[string]Command{},
+		subsystems: map[string]SessionHandler{},
+	}
+}
+
+// Channel registers a handler for a channel type other than "session",
+// which the core owns.
+func (t *Table) Channel(typ string, h ChannelHandler) error {
+	if typ == "session" || typ == "default" {
+		return fmt.Errorf("channel type %q is reserved by the core", typ)
+	}
+	if _, dup := t.channels[typ]; dup {
+		return fmt.Errorf("channel type %q registered twice", typ)
+	}
+	t.channels[typ] = h
+	return nil
+}
+
+// Command registers an exec command.
+func (t *Table) Command(c Command) error {
+	if c.Name == "" || c.Run == nil {
+		return fmt.Errorf("command needs a name and a handler")
+	}
+	if _, dup := t.commands[c.Name]; dup {
+		return fmt.Errorf("command %q registered twice", c.Name)
+	}
+	t.commands[c.Name] = c
+	return nil
+}
+
+// Subsystem registers an `ssh -s NAME` subsystem.
+func (t *Table) Subsystem(name string, h SessionHandler) error {
+	if _, dup := t.subsystems[name]; dup || name == "default" {
+		return fmt.Errorf("subsystem %q registered twice or reserved", name)
+	}
+	t.subsystems[name] = h
+	return nil
+}
+
+// Shell registers the handler for a session without a command (the TUI).
+func (t *Table) Shell(h SessionHandler) error {
+	if t.shell != nil {
+		return fmt.Errorf("shell registered twice")
+	}
+	t.shell = h
+	return nil
+}
+
+// Commands lists the registered commands, sorted by name.
+func (t *Table) Commands() []Command {
+	out := make([]Command, 0, len(t.commands))
+	for _, c := range t.commands {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// SubsystemNames lists the registered subsystems, sorted.
+func (t *Table) SubsystemNames() []string {
+	out := make([]string, 0, len(t.subsystems))
+	for n := range t.subsystems {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
