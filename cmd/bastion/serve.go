@@ -213,7 +213,9 @@ type auditService struct {
 	st store.AuditLog
 }
 
-func (a auditService) Verify(ctx context.Context) (audit.Report, error) { return audit.Verify(ctx, a.st) }
+func (a auditService) Verify(ctx context.Context) (audit.Report, error) {
+	return audit.Verify(ctx, a.st)
+}
 
 // staticAdmins is the bootstrap admin list from the config.
 type staticAdmins []string
