@@ -85,7 +85,7 @@ func BenchmarkConnections(b *testing.B) {
 	dir := b.TempDir()
 	key := harness.NewKey(b, dir, "bench")
 	bastion := harness.Start(b, harness.Options{Admin: "bench", AdminKeys: []harness.Key{key},
-		Config: "auth:\n  failed_conns_per_source: 0\nlog:\n  level: warn\n"})
+		Config: "auth:\n  failed_conns_per_source: 0\n", LogLevel: "info"})
 	sshd := harness.StartSSHD(b, harness.SSHDOptions{AuthorizedKeys: []string{key.Public}, ForceCommand: "true"})
 	signer := loadSigner(b, key)
 	const n, workers = 400, 8

@@ -68,6 +68,8 @@ type Options struct {
 	// Config is extra YAML appended to the generated config.
 	Config string
 	Env    []string
+	// LogLevel defaults to debug.
+	LogLevel string
 }
 
 // Bastion is a running bastion process.
@@ -98,16 +100,20 @@ func Start(t testing.TB, opts Options) *Bastion {
 	}
 	b.ConfigPath = filepath.Join(dir, "config.yaml")
 	b.writeConfig("127.0.0.1:0")
-	b.start()
 	t.Cleanup(b.Stop)
+	b.start()
 	return b
 }
 
 // writeConfig writes the generated config; listen is kept across restarts
 // so that clients reconnect to the same address, as they would in real life.
 func (b *Bastion) writeConfig(listen string) {
-	cfg := fmt.Sprintf("listen: %s\nmetrics_listen: 127.0.0.1:0\ndata_dir: %s\nlog:\n  format: text\n  level: debug\n%s\n",
-		listen, b.DataDir, b.opts.Config)
+	lvl := b.opts.LogLevel
+	if lvl == "" {
+		lvl = "debug"
+	}
+	cfg := fmt.Sprintf("listen: %s\nmetrics_listen: 127.0.0.1:0\ndata_dir: %s\nlog:\n  format: text\n  level: %s\n%s\n",
+		listen, b.DataDir, lvl, b.opts.Config)
 	if err := os.WriteFile(b.ConfigPath, []byte(cfg), 0o600); err != nil {
 		b.t.Fatal(err)
 	}
@@ -148,6 +154,7 @@ func (b *Bastion) start() {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	_ = b.cmd.Process.Kill()
 	t.Fatalf("bastion did not start listening within 30s:\n%s", b.logs.String())
 }
 
