@@ -18,6 +18,14 @@ var ErrClosed = errors.New("audit: log closed")
 // DefaultMaxBatch is the largest group commit when Options.MaxBatch is 0.
 const DefaultMaxBatch = 1024
 
+// MaxEventSize caps the text of one event (the sum of its string fields and
+// details). An event is written in one batch with others, so an oversized
+// one must be refused up front rather than fail its neighbours' write.
+const MaxEventSize = 64 << 10
+
+// maxBatchBytes keeps one batch well inside a store transaction.
+const maxBatchBytes = 4 << 20
+
 // Options configures New.
 type Options struct {
 	// Clock stamps events whose Time is zero; time.Now if nil.
@@ -52,6 +60,7 @@ type Log struct {
 
 type pending struct {
 	ev     store.Event
+	size   int
 	result chan error // buffered: the writer never blocks on a caller
 }
 
@@ -95,17 +104,29 @@ func New(st store.AuditLog, opts Options) (*Log, error) {
 // nil only once the event is durably stored. If ctx ends first, Append
 // returns ctx.Err() and the event may or may not be recorded.
 func (l *Log) Append(ctx context.Context, e store.Event) (store.Event, error) {
+	// Every check that could fail the store write is made here, per
+	// event: in the writer, one bad event would fail its whole batch.
 	if e.Action == "" {
+		// Queries and reviews select on the action; an event without
+		// one would be invisible to them.
 		return store.Event{}, errors.New("audit: event without action")
 	}
 	if e.Time.IsZero() {
 		e.Time = l.clock()
 	}
 	e.Time = e.Time.UTC()
+	if y := e.Time.Year(); y < 0 || y > 9999 {
+		// Not representable in RFC 3339, so not storable.
+		return store.Event{}, fmt.Errorf("audit: event time %v out of range", e.Time)
+	}
+	size := eventSize(e)
+	if size > MaxEventSize {
+		return store.Event{}, fmt.Errorf("audit: event of %d bytes exceeds %d", size, MaxEventSize)
+	}
 	// Own the map: the caller could change it before the writer hashes it.
 	e.Details = maps.Clone(e.Details)
 	e.Seq, e.PrevHash, e.Hash = 0, "", ""
-	p := &pending{ev: e, result: make(chan error, 1)}
+	p := &pending{ev: e, size: size, result: make(chan error, 1)}
 
 	l.mu.RLock()
 	if l.closed {
@@ -160,14 +181,16 @@ func (l *Log) run() {
 			return
 		}
 		batch = append(batch[:0], p)
+		bytes := p.size
 	fill:
-		for len(batch) < l.maxBatch {
+		for len(batch) < l.maxBatch && bytes < maxBatchBytes {
 			select {
 			case p, ok := <-l.reqs:
 				if !ok {
 					break fill // closed: commit this batch, then exit above
 				}
 				batch = append(batch, p)
+				bytes += p.size
 			default:
 				break fill
 			}
@@ -221,4 +244,13 @@ func (l *Log) resync() {
 	l.log.Warn("audit: store holds events beyond the acknowledged tail; continuing from it",
 		"acknowledged", l.lastSeq, "stored", last.Seq)
 	l.lastSeq, l.lastHash = last.Seq, last.Hash
+}
+
+// eventSize is the length of e's text, close to its stored size.
+func eventSize(e store.Event) int {
+	n := len(e.Actor) + len(e.Action) + len(e.Target) + len(e.Decision) + len(e.Reason)
+	for k, v := range e.Details {
+		n += len(k) + len(v)
+	}
+	return n
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -301,4 +302,37 @@ func TestAppendHonoursContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustVerify(t, st, e.Seq)
+}
+
+func TestUnstorableEventsAreRefusedAlone(t *testing.T) {
+	st := memStore(t)
+	l := newLog(t, st, audit.Options{})
+	bad := []store.Event{
+		{Actor: "a", Action: "x", Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{Actor: "a", Action: "x", Details: map[string]string{"blob": strings.Repeat("z", audit.MaxEventSize)}},
+	}
+	var wg sync.WaitGroup
+	var good atomic.Int64
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Good events racing with the bad ones must not share their fate.
+			if _, err := l.Append(ctx, store.Event{Actor: "a", Action: "ok"}); err != nil {
+				t.Errorf("good event failed: %v", err)
+				return
+			}
+			good.Add(1)
+		}()
+	}
+	for _, e := range bad {
+		if _, err := l.Append(ctx, e); err == nil {
+			t.Errorf("unstorable event accepted: %.60v", e)
+		}
+	}
+	wg.Wait()
+	mustVerify(t, st, uint64(good.Load()))
+	if good.Load() != 20 {
+		t.Fatalf("%d good events stored, want 20", good.Load())
+	}
 }

@@ -23,7 +23,10 @@ type Config struct {
 		Format string `yaml:"format"` // text or json
 		Level  string `yaml:"level"`
 	} `yaml:"log"`
-	// Admins is the bootstrap admin list.
+	// Domain is the tenancy root (default "default").
+	Domain string `yaml:"domain"`
+	// Admins is the bootstrap admin list: each becomes
+	// domain:<Domain>#admin@user:<name> at start.
 	Admins []string `yaml:"admins"`
 	Auth   struct {
 		PreAuthTimeout       time.Duration `yaml:"pre_auth_timeout"`
@@ -43,6 +46,7 @@ func defaultConfig() Config {
 	var c Config
 	c.Listen = ":2222"
 	c.DataDir = "data"
+	c.Domain = "default"
 	c.MetricsListen = "127.0.0.1:9222"
 	c.Log.Format = "text"
 	c.Log.Level = "info"

@@ -114,10 +114,12 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 		}
 		cfg.Admins = appendIfMissing(cfg.Admins, admin)
 	}
-	for _, r := range cfg.Resources {
-		if err := st.PutResource(ctx, r); err != nil {
-			return err
-		}
+	engine, err := newPolicy(ctx, st, log)
+	if err != nil {
+		return err
+	}
+	if err := bootstrapPolicy(ctx, st, alog, cfg); err != nil {
+		return err
 	}
 
 	reg := prometheus.NewRegistry()
@@ -130,10 +132,14 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	table := subsystems.NewTable()
 	mods := []subsystems.Module{
 		commands.New(commands.Deps{
-			Accounts: st,
-			Audit:    auditService{alog, st},
-			Admins:   staticAdmins(cfg.Admins),
-			Host:     host,
+			Accounts:  st,
+			Audit:     auditService{alog, st},
+			Policy:    engine,
+			Tuples:    st,
+			Resources: st,
+			Models:    modelStore{st},
+			Domain:    cfg.Domain,
+			Host:      host,
 		}),
 	}
 	for _, m := range mods {
@@ -215,22 +221,6 @@ type auditService struct {
 
 func (a auditService) Verify(ctx context.Context) (audit.Report, error) {
 	return audit.Verify(ctx, a.st)
-}
-
-// staticAdmins is the bootstrap admin list from the config.
-type staticAdmins []string
-
-func (s staticAdmins) IsAdmin(_ context.Context, p authn.Principal) (bool, error) {
-	for _, a := range s {
-		if a == p.User {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-func (s staticAdmins) HowToBecome() string {
-	return "Admins are listed under `admins:` in the bastion's config; ask one of them."
 }
 
 func appendIfMissing(list []string, v string) []string {

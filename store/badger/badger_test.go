@@ -184,28 +184,6 @@ func TestPurgeExpiredTuples(t *testing.T) {
 	}
 }
 
-func TestWriteTuplesLargerThanOneTxn(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes 150k tuples")
-	}
-	s, err := badger.Open("", badger.Options{Logger: quiet, InMemory: true})
-	must(t, err)
-	defer s.Close()
-	// The in-memory store has a 16 MiB memtable, so this exceeds one txn
-	// and exercises the documented chunking path.
-	const n = 150_000
-	add := make([]store.Tuple, n)
-	for i := range add {
-		add[i] = store.Tuple{Object: fmt.Sprintf("resource:r%d", i%1000), Relation: "act", Subject: fmt.Sprintf("user:u%d", i)}
-	}
-	must(t, s.WriteTuples(ctx, add, nil))
-	ts, err := s.ListTuples(ctx)
-	must(t, err)
-	if len(ts) != n {
-		t.Fatalf("%d tuples stored, want %d", len(ts), n)
-	}
-}
-
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

@@ -52,4 +52,10 @@
 // sequence without gaps, and writes it in one durable transaction; a batch
 // larger than one transaction is refused rather than split. The last event is
 // cached in memory for LastEvent.
+//
+// Scans are built for verifying millions of events: they iterate without
+// value prefetch (event values are small enough to live inline in the LSM
+// tree, where badger's per-item prefetch goroutine only costs time), and
+// decode the JSON that json.Marshal wrote with a hand-written parser that
+// hands anything unusual to encoding/json (see decodeEvent).
 package badger

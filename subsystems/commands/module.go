@@ -12,6 +12,7 @@ import (
 
 	"github.com/sshbastion/bastion/audit"
 	"github.com/sshbastion/bastion/authn"
+	"github.com/sshbastion/bastion/policy"
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/subsystems"
 )
@@ -29,18 +30,31 @@ type AuditLog interface {
 	Verify(ctx context.Context) (audit.Report, error)
 }
 
-// Admins decides who is an administrator.
-type Admins interface {
-	IsAdmin(ctx context.Context, p authn.Principal) (bool, error)
-	// HowToBecome says what grants admin rights, for refusal messages.
-	HowToBecome() string
+// Policy is the ReBAC engine as the commands use it.
+type Policy interface {
+	Check(ctx context.Context, subject, relation, object string) (bool, error)
+	Explain(ctx context.Context, subject, relation, object string) (policy.Explanation, error)
+	ListObjects(ctx context.Context, subject, relation, objectType string) ([]string, error)
+	Model() *policy.Model
+	SetModel(m *policy.Model)
+}
+
+// ModelStore persists the model source so that it survives restarts.
+type ModelStore interface {
+	SaveModel(ctx context.Context, source string) error
 }
 
 // Deps are the services the commands use.
 type Deps struct {
-	Accounts Accounts
-	Audit    AuditLog
-	Admins   Admins
+	Accounts  Accounts
+	Audit     AuditLog
+	Policy    Policy
+	Tuples    store.Tuples
+	Resources store.Resources
+	Models    ModelStore
+	// Domain is the tenancy root whose admins administer the bastion
+	// (default "default"): admin rights are the relation admin on it.
+	Domain string
 	Clock    func() time.Time
 	// Host is how users reach the bastion, for the examples in messages
 	// (e.g. "ssh -p 2222 localhost").
@@ -61,6 +75,9 @@ func New(d Deps) *Module {
 	if d.Host == "" {
 		d.Host = "ssh bastion"
 	}
+	if d.Domain == "" {
+		d.Domain = "default"
+	}
 	return &Module{deps: d}
 }
 
@@ -75,6 +92,11 @@ func (m *Module) builders() []builder {
 		{"audit", "query and verify the audit log", newAudit},
 		{"users", "manage users (admin)", newUsers},
 		{"keys", "manage public keys", newKeys},
+		{"tuples", "add, remove and list relationship tuples", newTuples},
+		{"check", "check (and explain) whether a subject has a relation on an object", newCheck},
+		{"resources", "add, list, show and remove Resources", newResources},
+		{"groups", "manage group members", newGroups},
+		{"model", "show or load the authorization model", newModel},
 		{"help", "list the commands", m.newHelp},
 	}
 }
@@ -151,24 +173,34 @@ type env struct {
 	output string
 }
 
-// requireAdmin refuses non-admins with what they lack and how to get it.
-// Every state-changing admin command calls it before doing anything.
+// domainObject is the tenancy root, "domain:<name>".
+func (e *env) domainObject() string { return "domain:" + e.deps.Domain }
+
+// requireAdmin refuses callers without admin on the domain. Every
+// state-changing admin command calls it (or requireRelation) first.
 func (e *env) requireAdmin(what string) error {
-	ok, err := e.deps.Admins.IsAdmin(e.ctx, e.p)
+	return e.requireRelation(what, "admin", e.domainObject())
+}
+
+// requireRelation refuses the caller unless the policy grants relation on
+// object, naming what was refused, the relation lacking, and how to get it.
+// It fails closed: a policy error refuses.
+func (e *env) requireRelation(what, relation, object string) error {
+	ok, err := e.deps.Policy.Check(e.ctx, e.p.Subject(), relation, object)
 	if err != nil {
-		return fmt.Errorf("cannot check admin rights: %w", err)
+		return &exitError{code: 1, msg: fmt.Sprintf("permission denied: %s: cannot evaluate %s on %s: %v", what, relation, object, err)}
 	}
 	if !ok {
 		_, _ = e.deps.Audit.Append(e.ctx, store.Event{Actor: e.p.User, Action: "command.deny", Target: what,
-			Decision: "deny", Reason: "not an admin"})
-		return &exitError{code: 1, msg: fmt.Sprintf("permission denied: %s needs admin rights, and %s is not an admin. %s",
-			what, e.p.User, e.deps.Admins.HowToBecome())}
+			Decision: "deny", Reason: fmt.Sprintf("lacks %s on %s", relation, object)})
+		return &exitError{code: 1, msg: fmt.Sprintf("permission denied: %s needs the relation %s on %s, which %s lacks. "+
+			"Ask an admin to grant it: %s tuples add %s#%s@%s", what, relation, object, e.p.Subject(), e.deps.Host, object, relation, e.p.Subject())}
 	}
 	return nil
 }
 
 func (e *env) isAdmin() bool {
-	ok, err := e.deps.Admins.IsAdmin(e.ctx, e.p)
+	ok, err := e.deps.Policy.Check(e.ctx, e.p.Subject(), "admin", e.domainObject())
 	return err == nil && ok
 }
 
