@@ -12,10 +12,10 @@ import (
 func newCheck(e *env) *cobra.Command {
 	var explain bool
 	cmd := &cobra.Command{
-		Use:   "check SUBJECT RELATION OBJECT",
-		Short: "Check whether SUBJECT has RELATION on OBJECT; exit 0 if allowed, 1 if denied",
+		Use:     "check SUBJECT RELATION OBJECT",
+		Short:   "Check whether SUBJECT has RELATION on OBJECT; exit 0 if allowed, 1 if denied",
 		Example: "  ssh bastion check user:alice act resource:web-1 --explain",
-		Args:  cobra.ExactArgs(3),
+		Args:    cobra.ExactArgs(3),
 		RunE: func(_ *cobra.Command, args []string) error {
 			subj, rel, obj := args[0], args[1], args[2]
 			if !strings.Contains(subj, ":") {

@@ -55,7 +55,7 @@ type Deps struct {
 	// Domain is the tenancy root whose admins administer the bastion
 	// (default "default"): admin rights are the relation admin on it.
 	Domain string
-	Clock    func() time.Time
+	Clock  func() time.Time
 	// Host is how users reach the bastion, for the examples in messages
 	// (e.g. "ssh -p 2222 localhost").
 	Host string

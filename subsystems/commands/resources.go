@@ -20,10 +20,10 @@ func newResources(e *env) *cobra.Command {
 	var ports []int
 	var labels []string
 	add := &cobra.Command{
-		Use: "add NAME --kind ssh|tcp|kube --address HOST:PORT [--port N]... [--project P] [--label k=v]...",
-		Short: "Add or replace a Resource (needs admin on its project, or on the domain)",
+		Use:     "add NAME --kind ssh|tcp|kube --address HOST:PORT [--port N]... [--project P] [--label k=v]...",
+		Short:   "Add or replace a Resource (needs admin on its project, or on the domain)",
 		Example: "  ssh bastion resources add web-1 --kind ssh --address 10.0.0.5:22 --project payments --label env=prod",
-		Args: cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			r.Name, r.Ports = args[0], ports
 			if err := validateResource(&r, labels); err != nil {
