@@ -73,7 +73,7 @@ func (c *checker) relation(obj, rel string, depth int) (outcome, error) {
 	// through itself) would otherwise recurse forever. A node met again
 	// while it is still being evaluated contributes nothing new: every way
 	// through it is also explored from its first visit.
-	if pos, ok := c.onStack[k]; ok && depth > 1000 {
+	if pos, ok := c.onStack[k]; ok {
 		if c.explain {
 			c.logf(depth, "%s#%s: cycle, not followed again", obj, rel)
 		}
