@@ -38,6 +38,14 @@ type Config struct {
 		Interval time.Duration `yaml:"interval"`
 		CountMax int           `yaml:"count_max"`
 	} `yaml:"keepalive"`
+	Sessions struct {
+		TTL         time.Duration `yaml:"ttl"`
+		MaxTTL      time.Duration `yaml:"max_ttl"`
+		IdleTimeout time.Duration `yaml:"idle_timeout"`
+	} `yaml:"sessions"`
+	Forward struct {
+		DialTimeout time.Duration `yaml:"dial_timeout"`
+	} `yaml:"forward"`
 	DrainTimeout time.Duration    `yaml:"drain_timeout"`
 	Resources    []store.Resource `yaml:"resources"`
 }
@@ -57,6 +65,10 @@ func defaultConfig() Config {
 	c.Keepalive.Interval = 15 * time.Second
 	c.Keepalive.CountMax = 3
 	c.DrainTimeout = 10 * time.Second
+	c.Sessions.TTL = 30 * time.Minute
+	c.Sessions.MaxTTL = 4 * time.Hour
+	c.Sessions.IdleTimeout = 15 * time.Minute
+	c.Forward.DialTimeout = 10 * time.Second
 	return c
 }
 
@@ -123,6 +135,12 @@ func (c *Config) validate() error {
 	}
 	if c.Auth.MaxAuthTries <= 0 {
 		return fmt.Errorf("auth.max_auth_tries: must be positive")
+	}
+	if c.Sessions.TTL <= 0 || c.Sessions.MaxTTL <= 0 || c.Sessions.IdleTimeout <= 0 {
+		return fmt.Errorf("sessions: ttl, max_ttl and idle_timeout must be positive")
+	}
+	if c.Sessions.TTL > c.Sessions.MaxTTL {
+		return fmt.Errorf("sessions.ttl %s is above sessions.max_ttl %s", c.Sessions.TTL, c.Sessions.MaxTTL)
 	}
 	for i, r := range c.Resources {
 		if r.Name == "" || r.Kind == "" {

@@ -24,6 +24,8 @@ import (
 	"github.com/sshbastion/bastion/store/badger"
 	"github.com/sshbastion/bastion/subsystems"
 	"github.com/sshbastion/bastion/subsystems/commands"
+	"github.com/sshbastion/bastion/subsystems/forward"
+	"github.com/sshbastion/bastion/subsystems/sessions"
 )
 
 type serveFlags struct {
@@ -129,13 +131,25 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	if host == "" {
 		host = defaultHost(cfg.Listen)
 	}
+	sm := sessions.New(sessions.Config{TTL: cfg.Sessions.TTL, MaxTTL: cfg.Sessions.MaxTTL, IdleTimeout: cfg.Sessions.IdleTimeout},
+		st, engine, alog, log)
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	sweepDone := make(chan struct{})
+	go func() { sm.Run(sweepCtx); close(sweepDone) }()
+	defer func() { stopSweep(); <-sweepDone }()
+	// Every tuple write re-checks live sessions at once, so that a removed
+	// grant cuts its sessions without waiting for the next sweep tick.
+	tuples := notifyingTuples{Tuples: st, changed: sm.PolicyChanged}
+
 	table := subsystems.NewTable()
 	mods := []subsystems.Module{
+		forward.New(forward.Config{DialTimeout: cfg.Forward.DialTimeout, Host: host}, st, engine, sm, alog, log),
 		commands.New(commands.Deps{
 			Accounts:  st,
 			Audit:     auditService{alog, st},
 			Policy:    engine,
-			Tuples:    st,
+			Sessions:  sm,
+			Tuples:    tuples,
 			Resources: st,
 			Models:    modelStore{st},
 			Domain:    cfg.Domain,
@@ -221,6 +235,18 @@ type auditService struct {
 
 func (a auditService) Verify(ctx context.Context) (audit.Report, error) {
 	return audit.Verify(ctx, a.st)
+}
+
+// notifyingTuples tells the session manager about every policy change.
+type notifyingTuples struct {
+	store.Tuples
+	changed func()
+}
+
+func (n notifyingTuples) WriteTuples(ctx context.Context, add, del []store.Tuple) error {
+	err := n.Tuples.WriteTuples(ctx, add, del)
+	n.changed()
+	return err
 }
 
 func appendIfMissing(list []string, v string) []string {

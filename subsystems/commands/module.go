@@ -39,6 +39,13 @@ type Policy interface {
 	SetModel(m *policy.Model)
 }
 
+// Sessions are the live and recent access sessions.
+type Sessions interface {
+	List(ctx context.Context, user string, includeEnded bool) ([]store.Session, error)
+	Get(id string) (store.Session, bool)
+	Kill(id string) (store.Session, error)
+}
+
 // ModelStore persists the model source so that it survives restarts.
 type ModelStore interface {
 	SaveModel(ctx context.Context, source string) error
@@ -52,6 +59,7 @@ type Deps struct {
 	Tuples    store.Tuples
 	Resources store.Resources
 	Models    ModelStore
+	Sessions  Sessions
 	// Domain is the tenancy root whose admins administer the bastion
 	// (default "default"): admin rights are the relation admin on it.
 	Domain string
@@ -97,6 +105,8 @@ func (m *Module) builders() []builder {
 		{"resources", "add, list, show and remove Resources", newResources},
 		{"groups", "manage group members", newGroups},
 		{"model", "show or load the authorization model", newModel},
+		{"sessions", "list your sessions; sessions kill ID revokes one", newSessions},
+		{"config", "print an ~/.ssh/config block for the bastion and your ssh Resources", newSSHConfig},
 		{"help", "list the commands", m.newHelp},
 	}
 }

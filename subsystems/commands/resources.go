@@ -3,6 +3,7 @@ package commands
 import (
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -176,6 +177,16 @@ func validateResource(r *store.Resource, labels []string) error {
 	}
 	if r.Project != "" && !validName.MatchString(r.Project) {
 		return fmt.Errorf("invalid project name %q", r.Project)
+	}
+	if r.Kind != "kube" {
+		if h, p, err := net.SplitHostPort(r.Address); err != nil || h == "" || p == "" {
+			return fmt.Errorf("--address %q: want host:port", r.Address)
+		}
+	}
+	if len(r.Ports) == 0 && r.Kind == "ssh" {
+		// Users name ssh Resources on port 22 (ssh -J); it maps to the
+		// real address whatever its port.
+		r.Ports = []int{22}
 	}
 	if len(r.Ports) == 0 && r.Kind != "kube" {
 		i := strings.LastIndexByte(r.Address, ':')

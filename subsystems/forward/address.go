@@ -1,0 +1,53 @@
+package forward
+
+import (
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/sshbastion/bastion/store"
+)
+
+// dialAddress maps a requested port on a Resource to the address to dial.
+// The first allowed port (22 by default for ssh Resources) maps to the
+// Resource's address itself, whatever its real port; other allowed ports
+// map to the same host on that port. Ports not allowed are refused.
+func dialAddress(r store.Resource, port int) (string, bool) {
+	ports := r.Ports
+	if len(ports) == 0 {
+		if r.Kind == "ssh" {
+			ports = []int{22}
+		} else if _, p, err := net.SplitHostPort(r.Address); err == nil {
+			if n, err := strconv.Atoi(p); err == nil {
+				ports = []int{n}
+			}
+		}
+	}
+	for i, p := range ports {
+		if p != port {
+			continue
+		}
+		if i == 0 {
+			return r.Address, true
+		}
+		// Other ports reuse the address's host; an address without a
+		// parsable host cannot be mapped safely, so it is refused.
+		host, _, err := net.SplitHostPort(r.Address)
+		if err != nil || host == "" {
+			return "", false
+		}
+		return net.JoinHostPort(host, strconv.Itoa(port)), true
+	}
+	return "", false
+}
+
+func portList(r store.Resource) string {
+	if len(r.Ports) == 0 && r.Kind == "ssh" {
+		return "22"
+	}
+	s := make([]string, len(r.Ports))
+	for i, p := range r.Ports {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,219 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/sshbastion/bastion/authn"
+	"github.com/sshbastion/bastion/store"
+	"github.com/sshbastion/bastion/subsystems"
+	"github.com/sshbastion/bastion/subsystems/sessions"
+)
+
+// Resources finds Resources by name or alias.
+type Resources interface {
+	GetResource(ctx context.Context, name string) (store.Resource, error)
+	ListResources(ctx context.Context) ([]store.Resource, error)
+}
+
+// Checker is the policy gate.
+type Checker interface {
+	Check(ctx context.Context, subject, relation, object string) (bool, error)
+}
+
+// Auditor records audit events.
+type Auditor interface {
+	Append(ctx context.Context, e store.Event) (store.Event, error)
+}
+
+// Config of the forward module.
+type Config struct {
+	DialTimeout time.Duration // default 10 s
+	// Host is how users reach the bastion, for the hints in refusals.
+	Host string
+}
+
+// Module serves direct-tcpip channels (ssh -L, -W, -J) to Resources.
+type Module struct {
+	cfg       Config
+	resources Resources
+	policy    Checker
+	sessions  *sessions.Manager
+	audit     Auditor
+	log       *slog.Logger
+}
+
+// New returns the forward module.
+func New(cfg Config, res Resources, p Checker, sm *sessions.Manager, a Auditor, log *slog.Logger) *Module {
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.Host == "" {
+		cfg.Host = "ssh bastion"
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Module{cfg: cfg, resources: res, policy: p, sessions: sm, audit: a, log: log}
+}
+
+// Register implements subsystems.Module.
+func (m *Module) Register(t *subsystems.Table) error {
+	return t.Channel("direct-tcpip", m.serve)
+}
+
+// directTCPIP is the RFC 4254 7.2 payload.
+type directTCPIP struct {
+	Host       string
+	Port       uint32
+	OriginAddr string
+	OriginPort uint32
+}
+
+func (m *Module) serve(ctx context.Context, _ *gossh.ServerConn, nc gossh.NewChannel) {
+	p, _ := authn.FromContext(ctx)
+	var req directTCPIP
+	if err := gossh.Unmarshal(nc.ExtraData(), &req); err != nil {
+		_ = nc.Reject(gossh.ConnectionFailed, "malformed direct-tcpip request")
+		return
+	}
+	target := net.JoinHostPort(req.Host, strconv.Itoa(int(req.Port)))
+	deny := func(reason string, ev store.Event) {
+		ev.Actor, ev.Action, ev.Decision, ev.Reason = p.User, "forward.deny", "deny", reason
+		if ev.Details == nil {
+			ev.Details = map[string]string{}
+		}
+		ev.Details["target"], ev.Details["source"], ev.Details["conn"] = target, p.SourceAddr, p.SessionID
+		_, _ = m.audit.Append(ctx, ev)
+		_ = nc.Reject(gossh.Prohibited, reason)
+	}
+	r, err := m.lookup(ctx, req.Host)
+	if err != nil {
+		// Only named Resources are reachable: anything else (raw IPs,
+		// localhost, the bastion's own ports) is refused, so the bastion
+		// can never be used as an open proxy.
+		deny(fmt.Sprintf("forward to %s refused: %q is not a Resource; the bastion forwards only to named Resources (list them with `%s resources list`)",
+			target, req.Host, m.cfg.Host), store.Event{})
+		return
+	}
+	if r.Kind == "kube" {
+		deny(fmt.Sprintf("forward to %s refused: %s is a kube Resource, reached through `%s kubeconfig %s`", target, r.Name, m.cfg.Host, r.Name),
+			store.Event{Target: r.Name})
+		return
+	}
+	dial, ok := dialAddress(r, int(req.Port))
+	if !ok {
+		deny(fmt.Sprintf("forward to %s refused: port %d is not allowed on %s (allowed: %s)", target, req.Port, r.Name, portList(r)),
+			store.Event{Target: r.Name})
+		return
+	}
+	allowed, err := m.policy.Check(ctx, p.Subject(), "act", "resource:"+r.Name)
+	if err != nil || !allowed {
+		why := fmt.Sprintf("%s lacks act on resource:%s", p.Subject(), r.Name)
+		if err != nil {
+			// Fail closed: an unanswerable policy question is a refusal.
+			why = "the policy could not be evaluated (" + err.Error() + ")"
+		}
+		deny(fmt.Sprintf("forward to %s refused: %s. Ask for access with: %s request create %s --reason \"...\"",
+			target, why, m.cfg.Host, r.Name), store.Event{Target: r.Name})
+		return
+	}
+	m.serveTCP(ctx, p, r, target, dial, nc)
+}
+
+func (m *Module) serveTCP(ctx context.Context, p authn.Principal, r store.Resource, target, dial string, nc gossh.NewChannel) {
+	dctx, cancel := context.WithTimeout(ctx, m.cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(dctx, "tcp", dial)
+	if err != nil {
+		cause := dialCause(err, m.cfg.DialTimeout)
+		_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "forward.fail", Target: r.Name, Decision: "allow",
+			Reason: "dial error: " + cause, Details: map[string]string{"target": target, "source": p.SourceAddr}})
+		_ = nc.Reject(gossh.ConnectionFailed, fmt.Sprintf("forward to %s: cannot reach %s: %s", target, r.Name, cause))
+		return
+	}
+	var once sync.Once
+	var ch gossh.Channel
+	closeAll := func(string) {
+		once.Do(func() {
+			conn.Close()
+			if ch != nil {
+				ch.Close()
+			}
+		})
+	}
+	live, err := m.sessions.Open(ctx, sessions.Request{Principal: p, Resource: r, Kind: "forward", Target: target, Closer: closeAll})
+	if err != nil {
+		conn.Close()
+		_ = nc.Reject(gossh.ResourceShortage, "cannot open a session: "+err.Error())
+		return
+	}
+	c, reqs, err := nc.Accept()
+	if err != nil {
+		m.sessions.End(live, sessions.ReasonClientClosed)
+		conn.Close()
+		return
+	}
+	ch = c
+	go gossh.DiscardRequests(reqs)
+	opened := time.Now()
+	_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "forward.open", Target: r.Name, Decision: "allow",
+		Details: map[string]string{"target": target, "dial": dial, "source": p.SourceAddr, "session": live.ID(), "conn": p.SessionID}})
+
+	reason := pump(ch, conn, live)
+	reason = m.sessions.End(live, reason)
+	closeAll(reason)
+	s := live.Snapshot()
+	_, _ = m.audit.Append(context.Background(), store.Event{Actor: p.User, Action: "forward.close", Target: r.Name, Decision: "allow",
+		Reason: reason, Details: map[string]string{"session": s.ID, "target": target,
+			"bytes_in": strconv.FormatInt(s.BytesIn, 10), "bytes_out": strconv.FormatInt(s.BytesOut, 10),
+			"duration": time.Since(opened).Round(time.Millisecond).String()}})
+}
+
+// lookup resolves a name or alias to a Resource.
+func (m *Module) lookup(ctx context.Context, name string) (store.Resource, error) {
+	r, err := m.resources.GetResource(ctx, name)
+	if err == nil {
+		return r, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return r, err
+	}
+	all, err := m.resources.ListResources(ctx)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	for _, r := range all {
+		for _, a := range r.Aliases {
+			if a == name {
+				return r, nil
+			}
+		}
+	}
+	return store.Resource{}, store.ErrNotFound
+}
+
+func dialCause(err error, timeout time.Duration) string {
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
+		return fmt.Sprintf("timed out after %s", timeout)
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return "no such host " + dnsErr.Name
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "host unreachable"
+	}
+	return err.Error()
+}

@@ -1,0 +1,352 @@
+package sessions
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sshbastion/bastion/authn"
+	"github.com/sshbastion/bastion/store"
+)
+
+// Close reasons, as they appear in the audit log.
+const (
+	ReasonClientClosed = "client closed"
+	ReasonTargetClosed = "target closed"
+	ReasonTTL          = "ttl expired"
+	ReasonIdle         = "idle timeout"
+	ReasonRevoked      = "revoked"
+	ReasonPolicy       = "policy change"
+	ReasonShutdown     = "shutdown"
+)
+
+// Checker is the policy question a live session keeps asking.
+type Checker interface {
+	Check(ctx context.Context, subject, relation, object string) (bool, error)
+}
+
+// Auditor records audit events.
+type Auditor interface {
+	Append(ctx context.Context, e store.Event) (store.Event, error)
+}
+
+// Config holds session lifetimes.
+type Config struct {
+	TTL         time.Duration // default 30 m
+	MaxTTL      time.Duration // cap, default 4 h
+	IdleTimeout time.Duration // default 15 m
+	// SweepInterval is how often live sessions are re-checked (default
+	// 250 ms, so that cut-offs land well within a second).
+	SweepInterval time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.TTL <= 0 {
+		c.TTL = 30 * time.Minute
+	}
+	if c.MaxTTL <= 0 {
+		c.MaxTTL = 4 * time.Hour
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 15 * time.Minute
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = 250 * time.Millisecond
+	}
+}
+
+// Live is one open session.
+type Live struct {
+	mu       sync.Mutex
+	sess     store.Session
+	relation string
+	object   string
+	closer   func(reason string)
+	done     chan struct{}
+	reason   string
+
+	lastActive atomic.Int64 // unix nanos
+	bytesIn    atomic.Int64 // client -> target
+	bytesOut   atomic.Int64 // target -> client
+}
+
+// ID returns the session id.
+func (l *Live) ID() string { return l.sess.ID }
+
+// Done is closed when the session ended.
+func (l *Live) Done() <-chan struct{} { return l.done }
+
+// CountIn records n bytes from the client; it also marks activity.
+func (l *Live) CountIn(n int) {
+	l.bytesIn.Add(int64(n))
+	l.lastActive.Store(time.Now().UnixNano())
+}
+
+// CountOut records n bytes to the client; it also marks activity.
+func (l *Live) CountOut(n int) {
+	l.bytesOut.Add(int64(n))
+	l.lastActive.Store(time.Now().UnixNano())
+}
+
+// Snapshot returns the session record with live counters.
+func (l *Live) Snapshot() store.Session {
+	l.mu.Lock()
+	s := l.sess
+	l.mu.Unlock()
+	s.BytesIn, s.BytesOut = l.bytesIn.Load(), l.bytesOut.Load()
+	return s
+}
+
+// Manager opens sessions, keeps the live ones, and ends them on TTL, idle,
+// revocation or loss of the granting relation.
+type Manager struct {
+	cfg    Config
+	store  store.Sessions
+	policy Checker
+	audit  Auditor
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu    sync.Mutex
+	live  map[string]*Live
+	kick  chan struct{}
+	start sync.Once
+}
+
+// New returns a manager; Run must be started for sweeping.
+func New(cfg Config, st store.Sessions, p Checker, a Auditor, log *slog.Logger) *Manager {
+	cfg.defaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Manager{cfg: cfg, store: st, policy: p, audit: a, log: log, now: time.Now,
+		live: map[string]*Live{}, kick: make(chan struct{}, 1)}
+}
+
+// Request describes a session to open.
+type Request struct {
+	Principal authn.Principal
+	Resource  store.Resource
+	Kind      string // "forward", "shell", "kube", "sftp"
+	Target    string
+	// Relation on "resource:NAME" that must keep holding (default "act").
+	Relation string
+	// Closer ends the session's channels; it is called once, with the
+	// reason, from any goroutine.
+	Closer func(reason string)
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "s-" + hex.EncodeToString(b[:])
+}
+
+// Open records and registers a session. The TTL is the Resource's override
+// or the default, never above the cap.
+func (m *Manager) Open(ctx context.Context, r Request) (*Live, error) {
+	ttl, idle := m.cfg.TTL, m.cfg.IdleTimeout
+	if r.Resource.TTL > 0 {
+		ttl = r.Resource.TTL
+	}
+	if r.Resource.IdleTimeout > 0 {
+		idle = r.Resource.IdleTimeout
+	}
+	// The cap exists so that no configuration mistake yields a standing
+	// access: every session ends within MaxTTL.
+	if ttl > m.cfg.MaxTTL {
+		ttl = m.cfg.MaxTTL
+	}
+	if r.Relation == "" {
+		r.Relation = "act"
+	}
+	now := m.now().UTC()
+	l := &Live{
+		sess: store.Session{ID: newID(), User: r.Principal.User, Resource: r.Resource.Name, Kind: r.Kind,
+			Target: r.Target, Source: r.Principal.SourceAddr, Opened: now, Expires: now.Add(ttl),
+			IdleTimeout: idle, State: "open"},
+		relation: r.Relation, object: "resource:" + r.Resource.Name, closer: r.Closer, done: make(chan struct{}),
+	}
+	l.lastActive.Store(now.UnixNano())
+	if err := m.store.PutSession(ctx, l.sess); err != nil {
+		return nil, fmt.Errorf("recording the session: %w", err)
+	}
+	m.mu.Lock()
+	m.live[l.sess.ID] = l
+	m.mu.Unlock()
+	return l, nil
+}
+
+// End ends a session once, records its final state and returns the reason
+// it ended with (the first one wins).
+func (m *Manager) End(l *Live, reason string) string {
+	l.mu.Lock()
+	if l.reason != "" {
+		r := l.reason
+		l.mu.Unlock()
+		return r
+	}
+	l.reason = reason
+	l.sess.State = "closed"
+	if reason == ReasonRevoked {
+		l.sess.State = "revoked"
+	}
+	l.sess.Closed = m.now().UTC()
+	l.sess.Reason = reason
+	l.mu.Unlock()
+	m.mu.Lock()
+	delete(m.live, l.sess.ID)
+	m.mu.Unlock()
+	if l.closer != nil {
+		l.closer(reason)
+	}
+	close(l.done)
+	if err := m.store.PutSession(context.Background(), l.Snapshot()); err != nil {
+		m.log.Error("recording the end of a session", "session", l.sess.ID, "err", err)
+	}
+	return reason
+}
+
+// ErrNoSession is returned by Kill for unknown or finished sessions.
+var ErrNoSession = errors.New("no such live session")
+
+// Kill revokes a live session.
+func (m *Manager) Kill(id string) (store.Session, error) {
+	m.mu.Lock()
+	l := m.live[id]
+	m.mu.Unlock()
+	if l == nil {
+		return store.Session{}, ErrNoSession
+	}
+	m.End(l, ReasonRevoked)
+	return l.Snapshot(), nil
+}
+
+// Get returns a live session.
+func (m *Manager) Get(id string) (store.Session, bool) {
+	m.mu.Lock()
+	l := m.live[id]
+	m.mu.Unlock()
+	if l == nil {
+		return store.Session{}, false
+	}
+	return l.Snapshot(), true
+}
+
+// List returns live sessions (of user, or all if user is "") and, from the
+// store, recently ended ones, newest first.
+func (m *Manager) List(ctx context.Context, user string, includeEnded bool) ([]store.Session, error) {
+	seen := map[string]bool{}
+	var out []store.Session
+	m.mu.Lock()
+	for _, l := range m.live {
+		s := l.Snapshot()
+		if user == "" || s.User == user {
+			out = append(out, s)
+			seen[s.ID] = true
+		}
+	}
+	m.mu.Unlock()
+	if includeEnded {
+		all, err := m.store.ListSessions(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range all {
+			if !seen[s.ID] && (user == "" || s.User == user) {
+				if s.State == "open" {
+					// Open in the store but not live here: the process
+					// that ran it is gone (crash or restart).
+					s.State = "lost"
+				}
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Opened.After(out[j].Opened) })
+	return out, nil
+}
+
+// PolicyChanged asks the sweeper to re-check every live session now,
+// instead of at its next tick.
+func (m *Manager) PolicyChanged() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run sweeps until ctx ends, then ends every live session.
+func (m *Manager) Run(ctx context.Context) {
+	t := time.NewTicker(m.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			m.endAll(ReasonShutdown)
+			return
+		case <-t.C:
+		case <-m.kick:
+		}
+		m.sweep(ctx)
+	}
+}
+
+func (m *Manager) endAll(reason string) {
+	m.mu.Lock()
+	ls := make([]*Live, 0, len(m.live))
+	for _, l := range m.live {
+		ls = append(ls, l)
+	}
+	m.mu.Unlock()
+	for _, l := range ls {
+		m.End(l, reason)
+	}
+}
+
+// sweep ends sessions past their TTL, idle too long, or whose granting
+// relation no longer holds. A policy error also ends the session: fail
+// closed rather than keep access nobody can confirm.
+func (m *Manager) sweep(ctx context.Context) {
+	now := m.now()
+	m.mu.Lock()
+	ls := make([]*Live, 0, len(m.live))
+	for _, l := range m.live {
+		ls = append(ls, l)
+	}
+	m.mu.Unlock()
+	for _, l := range ls {
+		s := l.Snapshot()
+		switch {
+		case !now.Before(s.Expires):
+			m.End(l, ReasonTTL)
+			continue
+		case s.IdleTimeout > 0 && now.Sub(time.Unix(0, l.lastActive.Load())) >= s.IdleTimeout:
+			m.End(l, ReasonIdle)
+			continue
+		}
+		ok, err := m.policy.Check(ctx, "user:"+s.User, l.relation, l.object)
+		if err != nil && ctx.Err() != nil {
+			return
+		}
+		if err != nil || !ok {
+			if err != nil {
+				m.log.Warn("ending session: policy check failed", "session", s.ID, "err", err)
+			}
+			m.End(l, ReasonPolicy)
+		}
+	}
+}
+
+// Describe renders a session for messages.
+func Describe(s store.Session) string {
+	return strings.Join([]string{s.ID, s.User, s.Kind, s.Resource, s.Target}, " ")
+}
