@@ -54,6 +54,9 @@ func bootstrapPolicy(ctx context.Context, st store.Store, alog *audit.Log, cfg C
 		add = append(add, store.Tuple{Object: dom, Relation: "admin", Subject: "user:" + a})
 	}
 	for _, r := range cfg.Resources {
+		if r.Project == "" {
+			r.Project = "default"
+		}
 		if err := st.PutResource(ctx, r); err != nil {
 			return err
 		}

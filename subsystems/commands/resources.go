@@ -66,7 +66,7 @@ func newResources(e *env) *cobra.Command {
 	f.StringVar(&r.Kind, "kind", "", "ssh, tcp or kube")
 	f.StringVar(&r.Address, "address", "", "host:port the bastion dials (kube: the API server URL)")
 	f.IntSliceVar(&ports, "port", nil, "allowed port (repeatable); default: the address's port")
-	f.StringVar(&r.Project, "project", "", "project the resource belongs to")
+	f.StringVar(&r.Project, "project", "", "project the resource belongs to (default \"default\")")
 	f.StringSliceVar(&labels, "label", nil, "label k=v (repeatable)")
 	f.StringSliceVar(&r.Aliases, "alias", nil, "another name for the resource (repeatable)")
 	f.StringVar(&r.Login, "login", "", "login user on ssh resources")
@@ -175,7 +175,13 @@ func validateResource(r *store.Resource, labels []string) error {
 	if r.Address == "" {
 		return fmt.Errorf("--address is required")
 	}
-	if r.Project != "" && !validName.MatchString(r.Project) {
+	if r.Project == "" {
+		// Every Resource sits in the tenancy tree (domain -> project ->
+		// resource) so that domain admins reach it; "default" is the
+		// project of those created without one.
+		r.Project = "default"
+	}
+	if !validName.MatchString(r.Project) {
 		return fmt.Errorf("invalid project name %q", r.Project)
 	}
 	if r.Kind != "kube" {
