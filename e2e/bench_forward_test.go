@@ -120,7 +120,8 @@ func freeLocalPort(b *testing.B) string {
 // Debian sshd's -L, same OpenSSH client, same cipher, same sink, one run.
 func BenchmarkThroughput(b *testing.B) {
 	key := harness.NewKey(b, b.TempDir(), "bench")
-	bastion := harness.Start(b, harness.Options{Admin: "bench", AdminKeys: []harness.Key{key}, LogLevel: "info"})
+	bastion := harness.Start(b, harness.Options{Admin: "bench", AdminKeys: []harness.Key{key}, LogLevel: "info", Env: []string{"BASTION_PPROF=1"}})
+	b.Logf("metrics at %s", bastion.Metrics)
 	sshd := harness.StartSSHD(b, harness.SSHDOptions{AuthorizedKeys: []string{key.Public}})
 	sink, expect := startSink(b)
 	if r := bastion.SSH(key, "resources", "add", "sink", "--kind", "tcp", "--address", sink, "--port", "9"); r.Code != 0 {

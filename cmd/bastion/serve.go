@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -213,6 +214,12 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 func startHTTP(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, string, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if os.Getenv("BASTION_PPROF") == "1" {
+		// Profiling only on request: it exposes internals, and the metrics
+		// listener is loopback-only by default anyway.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

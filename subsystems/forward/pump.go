@@ -12,7 +12,9 @@ import (
 )
 
 // bufPool keeps copy buffers, so a forward allocates nothing per byte.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+// They are large so that one Read drains every SSH packet x/crypto has
+// queued, and one write syscall carries them all.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // pump copies both ways until both directions ended, counting bytes, and
 // returns which side ended first.
