@@ -1,27 +1,51 @@
 #!/usr/bin/env bash
 # `make bench`: each benchmark runs side by side with its peer in one run,
 # and the ratio is printed. Raw `go test -bench` output goes to bench.out.
+# BENCH_ONLY=p1,p2,p5,policy runs a subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bench.out}
+only=${BENCH_ONLY:-p1,p2,p5,policy}
 : > "$out"
+want() { [[ ",$only," == *",$1,"* ]]; }
 
 # metric NAME UNIT: the value of UNIT on the line of benchmark NAME.
 metric() { awk -v n="$1" -v u="$2" '$1 ~ "^"n"(-[0-9]+)?$" { for (i=2;i<NF;i++) if ($(i+1)==u) v=$i } END { print v }' "$out"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b>0) printf "%.2f", a/b; else print "n/a" }'; }
 
-echo "== P5: durable hash-chained audit appends vs raw badger group commit; verify 1M"
-go test -run '^$' -bench 'BenchmarkAuditAppend|BenchmarkRawBadgerGroupCommit' -benchtime 3s ./audit/ | tee -a "$out"
-go test -run '^$' -bench 'BenchmarkVerify1M' -benchtime 1x -timeout 30m ./audit/ | tee -a "$out"
+if want p5; then
+  echo "== P5: durable hash-chained audit appends vs raw badger group commit; verify 1M"
+  go test -run '^$' -bench 'BenchmarkAuditAppend|BenchmarkRawBadgerGroupCommit' -benchtime 3s ./audit/ | tee -a "$out"
+  go test -run '^$' -bench 'BenchmarkVerify1M' -benchtime 1x -timeout 30m ./audit/ | tee -a "$out"
+fi
+if want p2; then
+  echo "== P2: connections/s vs OpenSSH sshd (whoami vs true; audited -W open/close vs sshd -W)"
+  go test -run '^$' -bench 'BenchmarkConnections' -benchtime 1x -timeout 30m ./e2e/ | tee -a "$out"
+fi
+if want p1; then
+  echo "== P1: 1 GiB through ssh -L (aes128-gcm), bastion vs sshd, same client and sink"
+  go test -run '^$' -bench 'BenchmarkThroughput' -benchtime 3x -timeout 30m ./e2e/ | tee -a "$out"
+fi
 
-echo "== P2: connections/s (handshake + publickey + exec) vs OpenSSH sshd"
-go test -run '^$' -bench 'BenchmarkConnections' -benchtime 1x -timeout 30m ./e2e/ | tee -a "$out"
-
-ours=$(metric BenchmarkAuditAppend events/s); peer=$(metric BenchmarkRawBadgerGroupCommit events/s)
 echo
 echo "| benchmark | bastion | peer | ratio | goal |"
 echo "|---|---|---|---|---|"
-echo "| P5 audit appends/s | $ours | raw badger $peer | $(ratio "$ours" "$peer") | >= 20000/s |"
-echo "| P5 verify 1M events | $(metric BenchmarkVerify1M s/verify) s | - | - | <= 5 s |"
-c1=$(metric BenchmarkConnections bastion_conns/s); c2=$(metric BenchmarkConnections sshd_conns/s)
-echo "| P2 connections/s | $c1 | sshd $c2 | $(ratio "$c1" "$c2") | >= 2x sshd |"
+if want p1; then
+  a=$(metric BenchmarkThroughput bastion_MiB/s); b=$(metric BenchmarkThroughput sshd_MiB/s)
+  echo "| P1 ssh -L throughput MiB/s | $a | sshd $b | $(ratio "$a" "$b") | >= 1.2x sshd |"
+fi
+if want p2; then
+  a=$(metric BenchmarkConnections bastion_conns/s); b=$(metric BenchmarkConnections sshd_conns/s)
+  echo "| P2 connections/s (auth + whoami) | $a | sshd $b | $(ratio "$a" "$b") | >= 2x sshd |"
+  a=$(metric BenchmarkConnectionsForward bastion_conns/s); b=$(metric BenchmarkConnectionsForward sshd_conns/s)
+  echo "| P2 connections/s (auth + check + audited -W) | $a | sshd $b | $(ratio "$a" "$b") | >= 2x sshd |"
+fi
+if want p5; then
+  a=$(metric BenchmarkAuditAppend events/s); b=$(metric BenchmarkRawBadgerGroupCommit events/s)
+  echo "| P5 audit appends/s (durable, chained) | $a | raw badger $b | $(ratio "$a" "$b") | >= 20000/s |"
+  echo "| P5 verify 1M events | $(metric BenchmarkVerify1M s/verify) s | - | - | <= 5 s |"
+fi
+if want policy; then
+  echo
+  bash scripts/bench-policy.sh
+fi
