@@ -271,5 +271,7 @@ func TestMain(m *testing.M) {
 	if _, err := os.Stat(harness.SSHDPath); err != nil {
 		fmt.Fprintln(os.Stderr, "note: sshd not installed; run `make test` (it installs openssh-server)")
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	harness.RemoveBinary()
+	os.Exit(code)
 }
