@@ -275,3 +275,42 @@ func TestMain(m *testing.M) {
 	harness.RemoveBinary()
 	os.Exit(code)
 }
+
+// Slow-loris connections that never authenticate fill their source's
+// pre-auth slots; beyond them new ones are dropped at once, and a user
+// from another source still logs in.
+func TestPreAuthFloodDoesNotLockOutOthers(t *testing.T) {
+	b, alice := admin(t, "auth:\n  max_startups_per_source: 5\n")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}}
+	for i := 0; i < 5; i++ {
+		c, err := d.Dial("tcp", b.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// Make sure the server accepted all five before the sixth.
+	waitFor(t, 20*time.Second, "5 pre-auth connections", func() bool {
+		return strings.Contains(metrics(t, b), "bastion_ssh_connections_active 5")
+	})
+	c, err := d.Dial("tcp", b.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if n, err := io.Copy(io.Discard, c); err != nil || n != 0 {
+		t.Fatalf("6th pre-auth connection from one source was not dropped: %d bytes, %v", n, err)
+	}
+	r := b.SSHRun(harness.Run{Key: &alice, Flags: []string{"-b", "127.0.0.1"}, Args: []string{"whoami"}})
+	mustOK(t, r, "whoami from another source during the flood")
+	if !strings.Contains(metrics(t, b), `bastion_refused_total{kind="startup"} 1`) {
+		t.Fatal("the dropped connection is not counted")
+	}
+}

@@ -38,6 +38,8 @@ type connState struct {
 	failure    string   // why the connection failed before auth
 	keyFailure string   // why the last offered key was refused
 	throttled  bool
+	release    func() // frees the pre-auth slot; called once
+	released   bool
 	refusals   []string
 	stderr     []func(string)
 	deadline   *time.Timer
@@ -58,8 +60,15 @@ func stateOf(ctx ssh.Context) *connState {
 // handshake.
 func (s *Server) onConnect(ctx ssh.Context, c net.Conn) net.Conn {
 	s.metrics.conns.Inc()
+	source := c.RemoteAddr().String()
+	if ok, why := s.startups.admit(source); !ok {
+		s.metrics.refused.WithLabelValues("startup").Inc()
+		s.log.Warn("dropping connection before the handshake", "source", source, "reason", why)
+		return nil // charmbracelet/ssh closes it
+	}
 	s.metrics.active.Inc()
-	st := &connState{id: newID(), source: c.RemoteAddr().String()}
+	st := &connState{id: newID(), source: source}
+	st.release = func() { s.startups.release(source) }
 	wc := &trackedConn{Conn: c, s: s, st: st, br: bufio.NewReaderSize(c, readBufferSize)}
 	st.conn = wc
 	ctx.SetValue(stateKey{}, st)
@@ -107,6 +116,7 @@ func (c *trackedConn) Close() error {
 		c.s.metrics.active.Dec()
 		st := c.st
 		st.deadline.Stop()
+		st.releaseSlot()
 		st.mu.Lock()
 		authed, tried, failure := st.authed, len(st.methods) > 0, st.failReason()
 		ev := store.Event{
@@ -256,6 +266,18 @@ func (st *connState) markAuthed() {
 	st.failure = ""
 	st.mu.Unlock()
 	st.deadline.Stop()
+	st.releaseSlot()
+}
+
+// releaseSlot frees the pre-auth slot once: at auth success or close.
+func (st *connState) releaseSlot() {
+	st.mu.Lock()
+	done := st.released
+	st.released = true
+	st.mu.Unlock()
+	if !done && st.release != nil {
+		st.release()
+	}
 }
 
 // principalOf returns the verified Principal of an authenticated

@@ -40,6 +40,10 @@ type Config struct {
 	// connections keep failing authentication (defaults 20 per minute).
 	FailedConnsPerSource int
 	FailWindow           time.Duration
+	// MaxStartups and MaxStartupsPerSource cap unauthenticated
+	// connections (defaults 200 and 20).
+	MaxStartups          int
+	MaxStartupsPerSource int
 	// KeepaliveInterval and KeepaliveCountMax detect dead peers (defaults
 	// 15 s and 3, as OpenSSH's ClientAlive settings).
 	KeepaliveInterval time.Duration
@@ -58,6 +62,12 @@ func (c *Config) defaults() {
 	}
 	if c.FailedConnsPerSource == 0 {
 		c.FailedConnsPerSource = 20
+	}
+	if c.MaxStartups == 0 {
+		c.MaxStartups = 200
+	}
+	if c.MaxStartupsPerSource == 0 {
+		c.MaxStartupsPerSource = 20
 	}
 	if c.FailWindow <= 0 {
 		c.FailWindow = time.Minute
@@ -84,6 +94,7 @@ type Server struct {
 	audit    Auditor
 	log      *slog.Logger
 	throttle *authn.Throttle
+	startups *startups
 	metrics  *metrics
 	srv      *ssh.Server
 
@@ -108,6 +119,7 @@ func New(cfg Config, table *Table, auth Authenticator, auditor Auditor, log *slo
 		audit:    auditor,
 		log:      log,
 		throttle: &authn.Throttle{Max: cfg.FailedConnsPerSource, Window: cfg.FailWindow},
+		startups: &startups{max: cfg.MaxStartups, perSource: cfg.MaxStartupsPerSource},
 		metrics:  newMetrics(reg),
 		sessions: map[ssh.Session]struct{}{},
 	}

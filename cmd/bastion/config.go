@@ -33,6 +33,8 @@ type Config struct {
 		MaxAuthTries         int           `yaml:"max_auth_tries"`
 		FailedConnsPerSource int           `yaml:"failed_conns_per_source"`
 		FailWindow           time.Duration `yaml:"fail_window"`
+		MaxStartups          int           `yaml:"max_startups"`
+		MaxStartupsPerSource int           `yaml:"max_startups_per_source"`
 	} `yaml:"auth"`
 	Keepalive struct {
 		Interval time.Duration `yaml:"interval"`
@@ -62,6 +64,8 @@ func defaultConfig() Config {
 	c.Auth.MaxAuthTries = 6
 	c.Auth.FailedConnsPerSource = 20
 	c.Auth.FailWindow = time.Minute
+	c.Auth.MaxStartups = 200
+	c.Auth.MaxStartupsPerSource = 20
 	c.Keepalive.Interval = 15 * time.Second
 	c.Keepalive.CountMax = 3
 	c.DrainTimeout = 10 * time.Second

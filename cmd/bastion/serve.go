@@ -168,6 +168,8 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 		MaxAuthTries:         cfg.Auth.MaxAuthTries,
 		FailedConnsPerSource: cfg.Auth.FailedConnsPerSource,
 		FailWindow:           cfg.Auth.FailWindow,
+		MaxStartups:          cfg.Auth.MaxStartups,
+		MaxStartupsPerSource: cfg.Auth.MaxStartupsPerSource,
 		KeepaliveInterval:    cfg.Keepalive.Interval,
 		KeepaliveCountMax:    cfg.Keepalive.CountMax,
 		DrainTimeout:         cfg.DrainTimeout,
