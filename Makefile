@@ -52,9 +52,9 @@ e2e:
 bench: deps
 	@bash scripts/bench.sh
 
+## fuzz: every Fuzz target for FUZZTIME (default 30s) each.
 fuzz:
-	$(GO) test -run XXX -fuzz FuzzLoadModel -fuzztime 30s ./policy/
-	$(GO) test -run XXX -fuzz FuzzParseTuple -fuzztime 30s ./policy/
+	@bash scripts/fuzz.sh
 
 lint:
 	gofmt -l .
