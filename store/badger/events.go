@@ -147,13 +147,61 @@ func (s *Store) iterEvents(ctx context.Context, from uint64, reverse bool, fn fu
 	})
 }
 
+// scanBatch is how many decoded events ScanEvents hands over at a time.
+const scanBatch = 512
+
 // ScanEvents calls fn for each event with seq >= from, in seq order, until
-// fn returns an error, which it returns.
+// fn returns an error, which it returns. Reading and decoding run in a
+// goroutine a couple of batches ahead of fn, so a long scan (audit verify
+// hashing every event) keeps two cores busy; fn itself is called from the
+// caller's goroutine, one event at a time.
 func (s *Store) ScanEvents(ctx context.Context, from uint64, fn func(store.Event) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.iterEvents(ctx, from, false, fn)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []store.Event, 2)
+	var readErr error
+	go func() {
+		defer close(batches)
+		send := func(b []store.Event) error {
+			select {
+			case batches <- b:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		batch := make([]store.Event, 0, scanBatch)
+		readErr = s.iterEvents(ctx, from, false, func(e store.Event) error {
+			batch = append(batch, e)
+			if len(batch) < scanBatch {
+				return nil
+			}
+			b := batch
+			batch = make([]store.Event, 0, scanBatch)
+			return send(b)
+		})
+		if readErr == nil && len(batch) > 0 {
+			readErr = send(batch)
+		}
+	}()
+	var fnErr error
+	for batch := range batches { // drains until the reader has exited
+		for _, e := range batch {
+			if fnErr != nil {
+				break
+			}
+			if fnErr = fn(e); fnErr != nil {
+				cancel() // stop the reader; keep draining until it closes
+			}
+		}
+	}
+	if fnErr != nil {
+		return fnErr
+	}
+	return readErr
 }
 
 var errStop = errors.New("stop")

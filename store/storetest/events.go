@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -111,6 +112,23 @@ func testEventsScan(t *testing.T, s store.Store, _ *Clock) {
 		t.Fatalf("ScanEvents returned %v, want the callback's error", err)
 	}
 	equal(t, "scan stops at the callback's error", seen, []uint64{10, 11, 12})
+
+	// The same far into the log (backends may read ahead in batches).
+	count := 0
+	err = s.ScanEvents(bg, 0, func(e store.Event) error {
+		if count++; e.Seq == 1100 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || count != 1100 {
+		t.Fatalf("scan stopping at 1100: err %v after %d events", err, count)
+	}
+	cctx, cancel := context.WithCancel(bg)
+	cancel()
+	if err := s.ScanEvents(cctx, 0, func(store.Event) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ScanEvents with a cancelled context: %v", err)
+	}
 }
 
 func query(t *testing.T, s store.Store, f store.EventFilter) []uint64 {
