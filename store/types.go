@@ -115,8 +115,8 @@ type Event struct {
 
 // EventFilter selects audit events. Zero fields match everything.
 type EventFilter struct {
-	Since  time.Time
-	Until  time.Time
+	Since  time.Time // inclusive
+	Until  time.Time // exclusive
 	Actor  string
 	Action string // exact, or a prefix ending in "." or "*"
 	Limit  int    // newest Limit events; 0 = all
