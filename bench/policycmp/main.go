@@ -17,6 +17,7 @@ import (
 	"github.com/sshbastion/bastion/policy"
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/store/badger"
+	"github.com/sshbastion/bastion/store/tuplecache"
 )
 
 // checkFunc answers one Check question.
@@ -128,7 +129,8 @@ func run(ofgaBin string, seed int64, dur time.Duration, out string, lists int, m
 		}
 		defer st.Close()
 	}
-	eng := policy.New(model, st)
+	// The bastion runs the engine over the tuple cache in front of badger.
+	eng := policy.New(model, tuplecache.New(st, tuplecache.Options{}))
 	check := func(ctx context.Context, q policy.CheckQuery) (bool, error) {
 		return eng.Check(ctx, q.Subject, q.Relation, q.Object)
 	}

@@ -21,9 +21,9 @@ func (m modelStore) SaveModel(ctx context.Context, src string) error {
 	return m.st.PutSecret(ctx, modelSecret, []byte(src))
 }
 
-// newPolicy builds the engine over the store, with the stored model or the
-// default one.
-func newPolicy(ctx context.Context, st store.Store, log *slog.Logger) (*policy.Engine, error) {
+// newPolicy builds the engine over tuples (the cache in front of the
+// store), with the stored model or the default one.
+func newPolicy(ctx context.Context, st store.Store, tuples policy.TupleReader, log *slog.Logger) (*policy.Engine, error) {
 	m, err := policy.LoadDefaultModel()
 	if err != nil {
 		return nil, fmt.Errorf("default model: %w", err)
@@ -42,7 +42,7 @@ func newPolicy(ctx context.Context, st store.Store, log *slog.Logger) (*policy.E
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, err
 	}
-	return policy.New(m, st), nil
+	return policy.New(m, tuples), nil
 }
 
 // bootstrapPolicy turns the config's admins into domain admin tuples, and

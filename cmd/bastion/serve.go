@@ -23,6 +23,7 @@ import (
 	"github.com/sshbastion/bastion/authn"
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/store/badger"
+	"github.com/sshbastion/bastion/store/tuplecache"
 	"github.com/sshbastion/bastion/subsystems"
 	"github.com/sshbastion/bastion/subsystems/commands"
 	"github.com/sshbastion/bastion/subsystems/forward"
@@ -117,11 +118,14 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 		}
 		cfg.Admins = appendIfMissing(cfg.Admins, admin)
 	}
-	engine, err := newPolicy(ctx, st, log)
-	if err != nil {
+	if err := bootstrapPolicy(ctx, st, alog, cfg); err != nil {
 		return err
 	}
-	if err := bootstrapPolicy(ctx, st, alog, cfg); err != nil {
+	// Every tuple write goes through the cache (which clears itself), so
+	// policy reads never see stale grants.
+	cache := tuplecache.New(st, tuplecache.Options{})
+	engine, err := newPolicy(ctx, st, cache, log)
+	if err != nil {
 		return err
 	}
 
@@ -140,7 +144,7 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	defer func() { stopSweep(); <-sweepDone }()
 	// Every tuple write re-checks live sessions at once, so that a removed
 	// grant cuts its sessions without waiting for the next sweep tick.
-	tuples := notifyingTuples{Tuples: st, changed: sm.PolicyChanged}
+	tuples := notifyingTuples{Tuples: cache, changed: sm.PolicyChanged}
 
 	table := subsystems.NewTable()
 	mods := []subsystems.Module{
