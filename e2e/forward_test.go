@@ -173,8 +173,8 @@ func TestForwardCutOffs(t *testing.T) {
 	echoResource(t, b, alice)
 
 	t.Run("tuple expiry", func(t *testing.T) {
-		mustOK(t, b.SSH(alice, "tuples", "add", "resource:echo-svc#act@user:bob", "--expires", "3s"), "grant 3s")
-		expiry := time.Now().Add(3 * time.Second)
+		mustOK(t, b.SSH(alice, "tuples", "add", "resource:echo-svc#act@user:bob", "--expires", "5s"), "grant 5s")
+		expiry := time.Now().Add(5 * time.Second)
 		c := liveForward(t, b, bob)
 		cut := harness.WaitClosed(t, c, 30*time.Second)
 		lag := cut.Sub(expiry)
@@ -217,16 +217,16 @@ func TestForwardCutOffs(t *testing.T) {
 	})
 	t.Run("idle timeout", func(t *testing.T) {
 		echo := harness.StartEcho(t)
-		mustOK(t, b.SSH(alice, "resources", "add", "echo-svc", "--kind", "tcp", "--address", echo, "--port", "7", "--idle-timeout", "2s"), "idle 2s")
+		mustOK(t, b.SSH(alice, "resources", "add", "echo-svc", "--kind", "tcp", "--address", echo, "--port", "7", "--idle-timeout", "3s"), "idle 3s")
 		c := liveForward(t, b, bob)
 		// Activity keeps it open past the idle timeout...
 		for i := 0; i < 5; i++ {
-			time.Sleep(800 * time.Millisecond)
+			time.Sleep(700 * time.Millisecond)
 			harness.Echo(t, c, []byte("keep"))
 		}
 		// ...and silence ends it.
 		idle := time.Now()
-		t.Logf("forward cut %s after going idle (2s idle timeout)", harness.WaitClosed(t, c, 30*time.Second).Sub(idle))
+		t.Logf("forward cut %s after going idle (3s idle timeout)", harness.WaitClosed(t, c, 30*time.Second).Sub(idle))
 	})
 	var reasons []string
 	for _, e := range auditEvents(t, b, alice, "--action", "forward.close") {
