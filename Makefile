@@ -6,7 +6,7 @@ DEV := .dev
 DEV_USER ?= $(shell id -un)
 PKGS_UNIT = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: run build test deps unit e2e bench fuzz lint clean
+.PHONY: run build test deps unit e2e bench fuzz soak lint clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/bastion
@@ -51,6 +51,10 @@ e2e:
 ## bench: every benchmark side by side with its peer, with ratios.
 bench: deps
 	@bash scripts/bench.sh
+
+## soak: the kill -9 durability trials, 50 of them.
+soak:
+	BASTION_KILL_TRIALS=50 $(GO) test -count=1 -v -timeout 30m -run TestKill9 ./e2e/
 
 ## fuzz: every Fuzz target for FUZZTIME (default 30s) each.
 fuzz:
