@@ -65,7 +65,7 @@ func oneConn(addr string, cfg *gossh.ClientConfig, cmd, want string) error {
 	return nil
 }
 
-func loadSigner(b *testing.B, k harness.Key) gossh.Signer {
+func loadSigner(b testing.TB, k harness.Key) gossh.Signer {
 	data, err := os.ReadFile(k.Path)
 	if err != nil {
 		b.Fatal(err)
