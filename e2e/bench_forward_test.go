@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"sync"
 	"sync/atomic"
@@ -120,7 +121,7 @@ func freeLocalPort(b *testing.B) string {
 // Debian sshd's -L, same OpenSSH client, same cipher, same sink, one run.
 func BenchmarkThroughput(b *testing.B) {
 	key := harness.NewKey(b, b.TempDir(), "bench")
-	bastion := harness.Start(b, harness.Options{Admin: "bench", AdminKeys: []harness.Key{key}, LogLevel: "info", Env: []string{"BASTION_PPROF=1"}})
+	bastion := harness.Start(b, harness.Options{Admin: "bench", AdminKeys: []harness.Key{key}, LogLevel: "info", Env: benchEnv()})
 	b.Logf("metrics at %s", bastion.Metrics)
 	sshd := harness.StartSSHD(b, harness.SSHDOptions{AuthorizedKeys: []string{key.Public}})
 	sink, expect := startSink(b)
@@ -207,4 +208,14 @@ func forwardOnce(addr, target string, cfg *gossh.ClientConfig) error {
 		return fmt.Errorf("echo: %w", err)
 	}
 	return conn.Close()
+}
+
+// benchEnv enables pprof on the bastion under test, plus BENCH_BASTION_ENV
+// (e.g. GOGC=400) for experiments.
+func benchEnv() []string {
+	env := []string{"BASTION_PPROF=1"}
+	if e := os.Getenv("BENCH_BASTION_ENV"); e != "" {
+		env = append(env, e)
+	}
+	return env
 }
