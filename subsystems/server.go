@@ -51,6 +51,9 @@ type Config struct {
 	// DrainTimeout bounds graceful shutdown (default 10 s).
 	DrainTimeout time.Duration
 	Version      string
+	// Host is how users reach the bastion ("ssh -p 2222 localhost"), for
+	// the examples in messages.
+	Host string
 }
 
 func (c *Config) defaults() {
@@ -83,6 +86,9 @@ func (c *Config) defaults() {
 	}
 	if c.Version == "" {
 		c.Version = "bastion"
+	}
+	if c.Host == "" {
+		c.Host = "ssh bastion"
 	}
 }
 

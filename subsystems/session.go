@@ -149,7 +149,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 	args := sess.Command()
 	if len(args) == 0 {
 		if s.table.shell == nil {
-			fmt.Fprintf(sess, "Hello %s. This bastion has no interactive shell yet; run `ssh %s help` to see the commands.\n", p.User, "bastion")
+			fmt.Fprintf(sess, "Hello %s. This bastion has no interactive shell yet; run `%s help` to see the commands.\n", p.User, s.cfg.Host)
 			_ = sess.Exit(0)
 			return
 		}
@@ -161,7 +161,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 		s.metrics.refused.WithLabelValues("command").Inc()
 		_ = s.record(ctx, store.Event{Actor: p.User, Action: "command.refuse", Target: args[0], Decision: "deny",
 			Reason: "unknown command", Details: map[string]string{"args": strings.Join(args, " "), "conn": p.SessionID}})
-		fmt.Fprintf(sess.Stderr(), "bastion: unknown command %q; run `help` to list the commands\n", args[0])
+		fmt.Fprintf(sess.Stderr(), "bastion: unknown command %q; run `%s help` to list the commands\n", args[0], s.cfg.Host)
 		_ = sess.Exit(127)
 		return
 	}

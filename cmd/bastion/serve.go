@@ -177,6 +177,7 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 		KeepaliveInterval:    cfg.Keepalive.Interval,
 		KeepaliveCountMax:    cfg.Keepalive.CountMax,
 		DrainTimeout:         cfg.DrainTimeout,
+		Host:                 host,
 	}, table, &authn.PublicKeys{Store: st}, alog, log, reg)
 	if err != nil {
 		return err
