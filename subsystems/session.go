@@ -157,6 +157,14 @@ func (s *Server) handleSession(sess ssh.Session) {
 		return
 	}
 	cmd, ok := s.table.commands[args[0]]
+	if !ok && s.table.target != nil {
+		// `ssh bastion web-1 -- uptime`: a name that is no command may be
+		// a Resource; the target module decides.
+		if code, handled := s.table.target(ctx, sess, args); handled {
+			_ = sess.Exit(code)
+			return
+		}
+	}
 	if !ok {
 		s.metrics.refused.WithLabelValues("command").Inc()
 		_ = s.record(ctx, store.Event{Actor: p.User, Action: "command.refuse", Target: args[0], Decision: "deny",

@@ -37,7 +37,12 @@ type Table struct {
 	commands   map[string]Command
 	subsystems map[string]SessionHandler
 	shell      SessionHandler
+	target     TargetHandler
 }
+
+// TargetHandler serves `ssh bastion NAME [-- command]` when NAME is not a
+// command; handled is false when NAME is not its to serve either.
+type TargetHandler func(ctx context.Context, s ssh.Session, args []string) (code int, handled bool)
 
 // NewTable returns an empty table: with nothing registered, everything is
 // refused.
@@ -89,6 +94,15 @@ func (t *Table) Shell(h SessionHandler) error {
 		return fmt.Errorf("shell registered twice")
 	}
 	t.shell = h
+	return nil
+}
+
+// Target registers the handler for names that are not commands.
+func (t *Table) Target(h TargetHandler) error {
+	if t.target != nil {
+		return fmt.Errorf("target handler registered twice")
+	}
+	t.target = h
 	return nil
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/sshbastion/bastion/subsystems"
 	"github.com/sshbastion/bastion/subsystems/commands"
 	"github.com/sshbastion/bastion/subsystems/forward"
+	"github.com/sshbastion/bastion/subsystems/hostshell"
 	"github.com/sshbastion/bastion/subsystems/sessions"
 )
 
@@ -146,19 +147,25 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	// grant cuts its sessions without waiting for the next sweep tick.
 	tuples := notifyingTuples{Tuples: cache, changed: sm.PolicyChanged}
 
+	ca, err := hostshell.LoadOrCreateCA(ctx, st)
+	if err != nil {
+		return fmt.Errorf("user CA: %w", err)
+	}
 	table := subsystems.NewTable()
 	mods := []subsystems.Module{
 		forward.New(forward.Config{DialTimeout: cfg.Forward.DialTimeout, Host: host}, st, engine, sm, alog, log),
+		hostshell.New(hostshell.Config{Host: host, DialTimeout: cfg.Forward.DialTimeout}, st, engine, sm, alog, ca, st, log),
 		commands.New(commands.Deps{
-			Accounts:  st,
-			Audit:     auditService{alog, st},
-			Policy:    engine,
-			Sessions:  sm,
-			Tuples:    tuples,
-			Resources: st,
-			Models:    modelStore{st},
-			Domain:    cfg.Domain,
-			Host:      host,
+			Accounts:    st,
+			Audit:       auditService{alog, st},
+			Policy:      engine,
+			Sessions:    sm,
+			Tuples:      tuples,
+			Resources:   st,
+			Models:      modelStore{st},
+			Domain:      cfg.Domain,
+			CAPublicKey: ca.PublicKey(),
+			Host:        host,
 		}),
 	}
 	for _, m := range mods {

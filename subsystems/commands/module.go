@@ -60,6 +60,8 @@ type Deps struct {
 	Resources store.Resources
 	Models    ModelStore
 	Sessions  Sessions
+	// CAPublicKey is the user CA line targets trust (`ca` prints it).
+	CAPublicKey string
 	// Domain is the tenancy root whose admins administer the bastion
 	// (default "default"): admin rights are the relation admin on it.
 	Domain string
@@ -107,6 +109,7 @@ func (m *Module) builders() []builder {
 		{"model", "show or load the authorization model", newModel},
 		{"sessions", "list your sessions; sessions kill ID revokes one", newSessions},
 		{"config", "print an ~/.ssh/config block for the bastion and your ssh Resources", newSSHConfig},
+		{"ca", "print the user CA public key that target hosts trust", newCA},
 		{"help", "list the commands", m.newHelp},
 	}
 }

@@ -1,0 +1,84 @@
+package hostshell
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/sshbastion/bastion/store"
+)
+
+const caSecret = "user-ca-ed25519"
+
+// CA is the bastion's SSH user certificate authority.
+type CA struct {
+	signer gossh.Signer
+	now    func() time.Time
+}
+
+// LoadOrCreateCA returns the CA kept in the store, creating it on first use.
+func LoadOrCreateCA(ctx context.Context, st store.Secrets) (*CA, error) {
+	raw, err := st.GetSecret(ctx, caSecret)
+	if errors.Is(err, store.ErrNotFound) {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		block, err := gossh.MarshalPrivateKey(priv, "bastion user CA")
+		if err != nil {
+			return nil, err
+		}
+		raw = pem.EncodeToMemory(block)
+		if err := st.PutSecret(ctx, caSecret, raw); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	s, err := gossh.ParsePrivateKey(raw)
+	if err != nil {
+		return nil, fmt.Errorf("stored user CA is unreadable: %w", err)
+	}
+	return &CA{signer: s, now: time.Now}, nil
+}
+
+// PublicKey returns the line targets put in TrustedUserCAKeys.
+func (c *CA) PublicKey() string {
+	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(c.signer.PublicKey()))) + " bastion-user-ca"
+}
+
+// Issue returns a signer holding a fresh key and a certificate for login,
+// valid for ttl. The key never leaves the process; the short validity is
+// what makes a leaked certificate nearly worthless.
+func (c *CA) Issue(user, login, sessionID string, ttl time.Duration) (gossh.Signer, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	key, err := gossh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	now := c.now()
+	cert := &gossh.Certificate{
+		Key:             key.PublicKey(),
+		CertType:        gossh.UserCert,
+		KeyId:           fmt.Sprintf("bastion user=%s session=%s", user, sessionID),
+		ValidPrincipals: []string{login},
+		// A minute of backdating absorbs clock skew with the target.
+		ValidAfter:  uint64(now.Add(-time.Minute).Unix()),
+		ValidBefore: uint64(now.Add(ttl).Unix()),
+		Permissions: gossh.Permissions{Extensions: map[string]string{"permit-pty": ""}},
+	}
+	if err := cert.SignCert(rand.Reader, c.signer); err != nil {
+		return nil, err
+	}
+	return gossh.NewCertSigner(cert, key)
+}

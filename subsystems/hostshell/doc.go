@@ -1,0 +1,8 @@
+// Package hostshell opens shells and runs commands on ssh Resources for
+// the user: `ssh -t bastion web-1` and `ssh bastion web-1 -- uptime`. The
+// bastion logs in to the target with a short-lived certificate from its own
+// user CA (targets trust it through TrustedUserCAKeys), passes the PTY,
+// window changes, signals and the exit status through, and runs each shell
+// inside a session, so TTL, idle timeout, revocation and policy changes cut
+// it like a forward.
+package hostshell

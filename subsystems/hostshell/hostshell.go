@@ -1,0 +1,253 @@
+package hostshell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/charmbracelet/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/sshbastion/bastion/authn"
+	"github.com/sshbastion/bastion/store"
+	"github.com/sshbastion/bastion/subsystems"
+	"github.com/sshbastion/bastion/subsystems/sessions"
+)
+
+// Resources finds Resources by name.
+type Resources interface {
+	GetResource(ctx context.Context, name string) (store.Resource, error)
+}
+
+// Checker is the policy gate.
+type Checker interface {
+	Check(ctx context.Context, subject, relation, object string) (bool, error)
+}
+
+// Auditor records audit events.
+type Auditor interface {
+	Append(ctx context.Context, e store.Event) (store.Event, error)
+}
+
+// Config of the module.
+type Config struct {
+	Host        string        // how users reach the bastion, for messages
+	CertTTL     time.Duration // validity of each login certificate (default 5 m)
+	DialTimeout time.Duration // default 10 s
+}
+
+// Module serves shells and commands on ssh Resources.
+type Module struct {
+	cfg       Config
+	resources Resources
+	policy    Checker
+	sessions  *sessions.Manager
+	audit     Auditor
+	ca        *CA
+	hostKeys  store.Secrets
+	log       *slog.Logger
+}
+
+// New returns the module.
+func New(cfg Config, res Resources, p Checker, sm *sessions.Manager, a Auditor, ca *CA, hostKeys store.Secrets, log *slog.Logger) *Module {
+	if cfg.CertTTL <= 0 {
+		cfg.CertTTL = 5 * time.Minute
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.Host == "" {
+		cfg.Host = "ssh bastion"
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Module{cfg: cfg, resources: res, policy: p, sessions: sm, audit: a, ca: ca, hostKeys: hostKeys, log: log}
+}
+
+// Register implements subsystems.Module.
+func (m *Module) Register(t *subsystems.Table) error { return t.Target(m.serve) }
+
+func (m *Module) serve(ctx context.Context, sess ssh.Session, args []string) (int, bool) {
+	r, err := m.resources.GetResource(ctx, args[0])
+	if err != nil {
+		return 0, false
+	}
+	p, _ := authn.FromContext(ctx)
+	errOut := sess.Stderr()
+	if r.Kind != "ssh" {
+		fmt.Fprintf(errOut, "bastion: %s is a %s Resource, not a host; reach it with `%s -N -L PORT:%s:PORT`\n", r.Name, r.Kind, m.cfg.Host, r.Name)
+		return 1, true
+	}
+	remote := args[1:]
+	if len(remote) > 0 && remote[0] == "--" {
+		remote = remote[1:]
+	}
+	ok, err := m.policy.Check(ctx, p.Subject(), "act", "resource:"+r.Name)
+	if err != nil || !ok {
+		why := fmt.Sprintf("%s lacks act on resource:%s", p.Subject(), r.Name)
+		if err != nil {
+			why = "the policy could not be evaluated (" + err.Error() + ")"
+		}
+		_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "shell.deny", Target: r.Name, Decision: "deny", Reason: why})
+		fmt.Fprintf(errOut, "bastion: shell on %s refused: %s. Ask for access with: %s request create %s --reason \"...\"\n",
+			r.Name, why, m.cfg.Host, r.Name)
+		return 1, true
+	}
+	// The login is the one the Resource allows; users cannot pick another.
+	login := r.Login
+	if login == "" {
+		login = p.User
+	}
+	return m.run(ctx, sess, p, r, login, remote), true
+}
+
+func (m *Module) run(ctx context.Context, sess ssh.Session, p authn.Principal, r store.Resource, login string, remote []string) int {
+	errOut := sess.Stderr()
+	var mu sync.Mutex
+	var client *gossh.Client
+	live, err := m.sessions.Open(ctx, sessions.Request{Principal: p, Resource: r, Kind: "shell", Target: login + "@" + r.Name,
+		Closer: func(reason string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if client != nil {
+				fmt.Fprintf(errOut, "\r\nbastion: session on %s ended: %s\r\n", r.Name, reason)
+				client.Close()
+			}
+		}})
+	if err != nil {
+		fmt.Fprintf(errOut, "bastion: cannot open a session: %v\n", err)
+		return 1
+	}
+	signer, err := m.ca.Issue(p.User, login, live.ID(), m.cfg.CertTTL)
+	if err != nil {
+		m.sessions.End(live, "certificate error")
+		fmt.Fprintf(errOut, "bastion: cannot issue a certificate: %v\n", err)
+		return 1
+	}
+	c, err := gossh.Dial("tcp", r.Address, &gossh.ClientConfig{User: login, Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
+		HostKeyCallback: m.trustOnFirstUse(ctx, r.Name), Timeout: m.cfg.DialTimeout})
+	if err != nil {
+		m.sessions.End(live, "dial error")
+		_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "shell.fail", Target: r.Name, Decision: "allow", Reason: err.Error()})
+		fmt.Fprintf(errOut, "bastion: cannot log in to %s as %s: %v\n", r.Name, login, err)
+		return 255
+	}
+	mu.Lock()
+	client = c
+	mu.Unlock()
+	defer c.Close()
+	ts, err := c.NewSession()
+	if err != nil {
+		m.sessions.End(live, "target refused the session")
+		fmt.Fprintf(errOut, "bastion: %s refused a session: %v\n", r.Name, err)
+		return 255
+	}
+	opened := time.Now()
+	_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "shell.open", Target: r.Name, Decision: "allow",
+		Details: map[string]string{"login": login, "session": live.ID(), "command": strings.Join(remote, " "), "source": p.SourceAddr}})
+	code := m.pipe(sess, ts, remote, live)
+	reason := m.sessions.End(live, sessions.ReasonClientClosed)
+	s := live.Snapshot()
+	_, _ = m.audit.Append(context.Background(), store.Event{Actor: p.User, Action: "shell.close", Target: r.Name, Decision: "allow",
+		Reason: reason, Details: map[string]string{"session": s.ID, "exit": strconv.Itoa(code),
+			"bytes_in": strconv.FormatInt(s.BytesIn, 10), "bytes_out": strconv.FormatInt(s.BytesOut, 10),
+			"duration": time.Since(opened).Round(time.Millisecond).String()}})
+	return code
+}
+
+// pipe connects the user's session to the target's and returns the exit
+// status the target reported.
+func (m *Module) pipe(sess ssh.Session, ts *gossh.Session, remote []string, live *sessions.Live) int {
+	if pty, winCh, isPty := sess.Pty(); isPty {
+		if err := ts.RequestPty(pty.Term, pty.Window.Height, pty.Window.Width, gossh.TerminalModes{}); err != nil {
+			fmt.Fprintf(sess.Stderr(), "bastion: the target refused a terminal: %v\n", err)
+			return 255
+		}
+		go func() {
+			for w := range winCh {
+				_ = ts.WindowChange(w.Height, w.Width)
+			}
+		}()
+	}
+	sigs := make(chan ssh.Signal, 8)
+	sess.Signals(sigs)
+	defer sess.Signals(nil)
+	go func() {
+		for s := range sigs {
+			_ = ts.Signal(gossh.Signal(s))
+		}
+	}()
+	ts.Stdin = countingReader{sess, live.CountIn}
+	ts.Stdout = countingWriter{sess, live.CountOut}
+	ts.Stderr = countingWriter{sess.Stderr(), live.CountOut}
+	var err error
+	if len(remote) > 0 {
+		err = ts.Start(strings.Join(remote, " "))
+	} else {
+		err = ts.Shell()
+	}
+	if err != nil {
+		fmt.Fprintf(sess.Stderr(), "bastion: the target refused: %v\n", err)
+		return 255
+	}
+	err = ts.Wait()
+	var ee *gossh.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.ExitStatus()
+	}
+	return 255
+}
+
+type countingReader struct {
+	r     interface{ Read([]byte) (int, error) }
+	count func(int)
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.count(n)
+	return n, err
+}
+
+type countingWriter struct {
+	w     interface{ Write([]byte) (int, error) }
+	count func(int)
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.count(n)
+	return n, err
+}
+
+// trustOnFirstUse pins each target's host key the first time the bastion
+// logs in, and refuses a changed key afterwards: without it, anyone who
+// can redirect the target's address would receive the user's session.
+func (m *Module) trustOnFirstUse(ctx context.Context, resource string) gossh.HostKeyCallback {
+	name := "target-host-key/" + resource
+	return func(_ string, _ net.Addr, key gossh.PublicKey) error {
+		got := gossh.MarshalAuthorizedKey(key)
+		pinned, err := m.hostKeys.GetSecret(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			return m.hostKeys.PutSecret(ctx, name, got)
+		}
+		if err != nil {
+			return err
+		}
+		if string(pinned) != string(got) {
+			return fmt.Errorf("host key of %s changed (pinned %s, got %s); an admin must check the target and re-pin it",
+				resource, strings.TrimSpace(string(pinned)), gossh.FingerprintSHA256(key))
+		}
+		return nil
+	}
+}
