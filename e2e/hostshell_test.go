@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/sshbastion/bastion/e2e/harness"
+	"github.com/sshbastion/bastion/store"
 )
 
 // Commands and shells on a Debian sshd target that trusts only the
@@ -52,5 +54,44 @@ func TestExecOnHostThroughTheBastionCA(t *testing.T) {
 	}
 	if opens != 3 || closes != 3 {
 		t.Fatalf("shell.open/close = %d/%d, want 3/3", opens, closes)
+	}
+
+	// Every shell was recorded; the -tt one holds "hi".
+	r = b.SSH(bob, "recordings", "list", "-o", "json")
+	mustOK(t, r, "recordings list")
+	var recs []store.Session
+	if err := json.Unmarshal([]byte(r.Stdout), &recs); err != nil || len(recs) != 3 {
+		t.Fatalf("recordings list: %v %s", err, r.Stdout)
+	}
+	var found bool
+	for _, rec := range recs {
+		cast := b.SSH(bob, "recordings", "export", rec.Recording)
+		mustOK(t, cast, "recordings export")
+		lines := strings.Split(strings.TrimSpace(cast.Stdout), "\n")
+		var hdr map[string]any
+		if err := json.Unmarshal([]byte(lines[0]), &hdr); err != nil || hdr["version"] != float64(2) {
+			t.Fatalf("not asciicast v2: %q", lines[0])
+		}
+		for _, l := range lines[1:] {
+			var ev []any
+			if err := json.Unmarshal([]byte(l), &ev); err != nil || len(ev) != 3 {
+				t.Fatalf("bad event line %q", l)
+			}
+		}
+		if strings.Contains(cast.Stdout, `"hi\r\n"`) {
+			found = true
+			play := b.SSH(bob, "recordings", "play", rec.Recording, "--speed", "10")
+			mustOK(t, play, "recordings play")
+			if !strings.Contains(play.Stdout, "hi") {
+				t.Fatalf("replay lacks hi: %q", play.Stdout)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no recording holds the output hi")
+	}
+	// Someone else's recordings are not bob's to read.
+	if r := b.SSH(bob, "recordings", "export", "s-doesnotexist"); r.Code == 0 {
+		t.Fatal("export of a missing recording succeeded")
 	}
 }

@@ -73,6 +73,15 @@ type AuditLog interface {
 	QueryEvents(ctx context.Context, f EventFilter) ([]Event, error)
 }
 
+// Recordings keeps session recordings (asciicast v2), appended in chunks
+// while the session runs, so a crash loses at most the unflushed tail.
+type Recordings interface {
+	AppendRecording(ctx context.Context, id string, chunk []byte) error
+	// ReadRecording calls fn with each chunk in order; store.ErrNotFound
+	// if the recording does not exist.
+	ReadRecording(ctx context.Context, id string, fn func(chunk []byte) error) error
+}
+
 // Secrets keeps the server's own key material (host key, user CA).
 type Secrets interface {
 	GetSecret(ctx context.Context, name string) ([]byte, error)
@@ -87,6 +96,7 @@ type Store interface {
 	Tuples
 	Sessions
 	AuditLog
+	Recordings
 	Secrets
 	Close() error
 }

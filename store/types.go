@@ -96,6 +96,7 @@ type Session struct {
 	State       string        `json:"state"` // "open", "closed", "revoked"
 	Closed      time.Time     `json:"closed,omitempty"`
 	Reason      string        `json:"reason,omitempty"`
+	Recording   string        `json:"recording,omitempty"` // id of the asciicast recording, if any
 }
 
 // Event is one record of the hash-chained audit log. Hash covers every

@@ -154,18 +154,20 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	table := subsystems.NewTable()
 	mods := []subsystems.Module{
 		forward.New(forward.Config{DialTimeout: cfg.Forward.DialTimeout, Host: host}, st, engine, sm, alog, log),
-		hostshell.New(hostshell.Config{Host: host, DialTimeout: cfg.Forward.DialTimeout}, st, engine, sm, alog, ca, st, log),
+		hostshell.New(hostshell.Config{Host: host, DialTimeout: cfg.Forward.DialTimeout}, st, engine, sm, alog, ca, st, st, log),
 		commands.New(commands.Deps{
-			Accounts:    st,
-			Audit:       auditService{alog, st},
-			Policy:      engine,
-			Sessions:    sm,
-			Tuples:      tuples,
-			Resources:   st,
-			Models:      modelStore{st},
-			Domain:      cfg.Domain,
-			CAPublicKey: ca.PublicKey(),
-			Host:        host,
+			Accounts:       st,
+			Audit:          auditService{alog, st},
+			Policy:         engine,
+			Sessions:       sm,
+			Tuples:         tuples,
+			Resources:      st,
+			Models:         modelStore{st},
+			Domain:         cfg.Domain,
+			CAPublicKey:    ca.PublicKey(),
+			Records:        st,
+			SessionRecords: st,
+			Host:           host,
 		}),
 	}
 	for _, m := range mods {

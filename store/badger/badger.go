@@ -26,6 +26,7 @@ const (
 	pEvent    = "e/"
 	pTupleObj = "to/"
 	pTupleSub = "ts/"
+	pRecord   = "rec/"
 )
 
 // sep separates the parts of composite keys. Inputs containing it are

@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"EventsScan", testEventsScan},
 		{"EventsQuery", testEventsQuery},
 		{"ConcurrentWriters", testConcurrentWriters},
+		{"Recordings", testRecordings},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -60,6 +60,9 @@ type Deps struct {
 	Resources store.Resources
 	Models    ModelStore
 	Sessions  Sessions
+	// Records and SessionRecords serve `recordings`.
+	Records        store.Recordings
+	SessionRecords store.Sessions
 	// CAPublicKey is the user CA line targets trust (`ca` prints it).
 	CAPublicKey string
 	// Domain is the tenancy root whose admins administer the bastion
@@ -110,6 +113,7 @@ func (m *Module) builders() []builder {
 		{"sessions", "list your sessions; sessions kill ID revokes one", newSessions},
 		{"config", "print an ~/.ssh/config block for the bastion and your ssh Resources", newSSHConfig},
 		{"ca", "print the user CA public key that target hosts trust", newCA},
+		{"recordings", "list, replay and export shell recordings", newRecordings},
 		{"help", "list the commands", m.newHelp},
 	}
 }

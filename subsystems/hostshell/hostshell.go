@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/sshbastion/bastion/audit"
 	"github.com/sshbastion/bastion/authn"
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/subsystems"
@@ -51,11 +52,12 @@ type Module struct {
 	audit     Auditor
 	ca        *CA
 	hostKeys  store.Secrets
+	records   store.Recordings
 	log       *slog.Logger
 }
 
 // New returns the module.
-func New(cfg Config, res Resources, p Checker, sm *sessions.Manager, a Auditor, ca *CA, hostKeys store.Secrets, log *slog.Logger) *Module {
+func New(cfg Config, res Resources, p Checker, sm *sessions.Manager, a Auditor, ca *CA, hostKeys store.Secrets, records store.Recordings, log *slog.Logger) *Module {
 	if cfg.CertTTL <= 0 {
 		cfg.CertTTL = 5 * time.Minute
 	}
@@ -68,7 +70,7 @@ func New(cfg Config, res Resources, p Checker, sm *sessions.Manager, a Auditor, 
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Module{cfg: cfg, resources: res, policy: p, sessions: sm, audit: a, ca: ca, hostKeys: hostKeys, log: log}
+	return &Module{cfg: cfg, resources: res, policy: p, sessions: sm, audit: a, ca: ca, hostKeys: hostKeys, records: records, log: log}
 }
 
 // Register implements subsystems.Module.
@@ -112,7 +114,7 @@ func (m *Module) run(ctx context.Context, sess ssh.Session, p authn.Principal, r
 	errOut := sess.Stderr()
 	var mu sync.Mutex
 	var client *gossh.Client
-	live, err := m.sessions.Open(ctx, sessions.Request{Principal: p, Resource: r, Kind: "shell", Target: login + "@" + r.Name,
+	live, err := m.sessions.Open(ctx, sessions.Request{Principal: p, Resource: r, Kind: "shell", Target: login + "@" + r.Name, Recorded: true,
 		Closer: func(reason string) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -150,21 +152,44 @@ func (m *Module) run(ctx context.Context, sess ssh.Session, p authn.Principal, r
 		return 255
 	}
 	opened := time.Now()
+	rec, err := m.startRecording(sess, live.ID(), login+"@"+r.Name)
+	if err != nil {
+		// No recording, no session: every shell must be accounted for.
+		m.sessions.End(live, "recording error")
+		fmt.Fprintf(errOut, "bastion: cannot record the session: %v\n", err)
+		return 255
+	}
 	_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "shell.open", Target: r.Name, Decision: "allow",
-		Details: map[string]string{"login": login, "session": live.ID(), "command": strings.Join(remote, " "), "source": p.SourceAddr}})
-	code := m.pipe(sess, ts, remote, live)
+		Details: map[string]string{"login": login, "session": live.ID(), "recording": live.ID(), "command": strings.Join(remote, " "), "source": p.SourceAddr}})
+	code := m.pipe(sess, ts, remote, live, rec)
+	if err := rec.Close(); err != nil {
+		m.log.Error("closing a recording", "session", live.ID(), "err", err)
+	}
 	reason := m.sessions.End(live, sessions.ReasonClientClosed)
 	s := live.Snapshot()
 	_, _ = m.audit.Append(context.Background(), store.Event{Actor: p.User, Action: "shell.close", Target: r.Name, Decision: "allow",
 		Reason: reason, Details: map[string]string{"session": s.ID, "exit": strconv.Itoa(code),
 			"bytes_in": strconv.FormatInt(s.BytesIn, 10), "bytes_out": strconv.FormatInt(s.BytesOut, 10),
-			"duration": time.Since(opened).Round(time.Millisecond).String()}})
+			"recording": s.ID, "duration": time.Since(opened).Round(time.Millisecond).String()}})
 	return code
+}
+
+// startRecording begins the asciicast of a session, stored with it.
+func (m *Module) startRecording(sess ssh.Session, id, title string) (*audit.Recorder, error) {
+	w, h := 80, 24
+	env := map[string]string{}
+	if pty, _, ok := sess.Pty(); ok {
+		w, h = pty.Window.Width, pty.Window.Height
+		env["TERM"] = pty.Term
+	}
+	return audit.NewRecorder(w, h, env, title, func(chunk []byte) error {
+		return m.records.AppendRecording(context.Background(), id, chunk)
+	})
 }
 
 // pipe connects the user's session to the target's and returns the exit
 // status the target reported.
-func (m *Module) pipe(sess ssh.Session, ts *gossh.Session, remote []string, live *sessions.Live) int {
+func (m *Module) pipe(sess ssh.Session, ts *gossh.Session, remote []string, live *sessions.Live, rec *audit.Recorder) int {
 	if pty, winCh, isPty := sess.Pty(); isPty {
 		if err := ts.RequestPty(pty.Term, pty.Window.Height, pty.Window.Width, gossh.TerminalModes{}); err != nil {
 			fmt.Fprintf(sess.Stderr(), "bastion: the target refused a terminal: %v\n", err)
@@ -172,6 +197,7 @@ func (m *Module) pipe(sess ssh.Session, ts *gossh.Session, remote []string, live
 		}
 		go func() {
 			for w := range winCh {
+				rec.Resize(w.Width, w.Height)
 				_ = ts.WindowChange(w.Height, w.Width)
 			}
 		}()
@@ -185,8 +211,8 @@ func (m *Module) pipe(sess ssh.Session, ts *gossh.Session, remote []string, live
 		}
 	}()
 	ts.Stdin = countingReader{sess, live.CountIn}
-	ts.Stdout = countingWriter{sess, live.CountOut}
-	ts.Stderr = countingWriter{sess.Stderr(), live.CountOut}
+	ts.Stdout = countingWriter{sess, live.CountOut, rec}
+	ts.Stderr = countingWriter{sess.Stderr(), live.CountOut, rec}
 	var err error
 	if len(remote) > 0 {
 		err = ts.Start(strings.Join(remote, " "))
@@ -219,12 +245,15 @@ func (c countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// countingWriter passes output to the user, counting and recording it.
 type countingWriter struct {
 	w     interface{ Write([]byte) (int, error) }
 	count func(int)
+	rec   *audit.Recorder
 }
 
 func (c countingWriter) Write(p []byte) (int, error) {
+	c.rec.Output(p)
 	n, err := c.w.Write(p)
 	c.count(n)
 	return n, err

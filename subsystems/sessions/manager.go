@@ -142,6 +142,9 @@ type Request struct {
 	// Closer ends the session's channels; it is called once, with the
 	// reason, from any goroutine.
 	Closer func(reason string)
+	// Recorded marks sessions whose terminal is recorded; the recording's
+	// id is the session id.
+	Recorded bool
 }
 
 func newID() string {
@@ -174,6 +177,9 @@ func (m *Manager) Open(ctx context.Context, r Request) (*Live, error) {
 			Target: r.Target, Source: r.Principal.SourceAddr, Opened: now, Expires: now.Add(ttl),
 			IdleTimeout: idle, State: "open"},
 		relation: r.Relation, object: "resource:" + r.Resource.Name, closer: r.Closer, done: make(chan struct{}),
+	}
+	if r.Recorded {
+		l.sess.Recording = l.sess.ID
 	}
 	l.lastActive.Store(now.UnixNano())
 	if err := m.store.PutSession(ctx, l.sess); err != nil {
