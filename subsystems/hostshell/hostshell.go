@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -81,15 +82,20 @@ func (m *Module) serve(ctx context.Context, sess ssh.Session, args []string) (in
 	if err != nil {
 		return 0, false
 	}
+	remote := args[1:]
+	if len(remote) > 0 && remote[0] == "--" {
+		remote = remote[1:]
+	}
+	return m.open(ctx, sess, sess, r, remote), true
+}
+
+// open checks the gate and runs remote (or a shell) on r.
+func (m *Module) open(ctx context.Context, sess ssh.Session, in io.Reader, r store.Resource, remote []string) int {
 	p, _ := authn.FromContext(ctx)
 	errOut := sess.Stderr()
 	if r.Kind != "ssh" {
 		fmt.Fprintf(errOut, "bastion: %s is a %s Resource, not a host; reach it with `%s -N -L PORT:%s:PORT`\n", r.Name, r.Kind, m.cfg.Host, r.Name)
-		return 1, true
-	}
-	remote := args[1:]
-	if len(remote) > 0 && remote[0] == "--" {
-		remote = remote[1:]
+		return 1
 	}
 	ok, err := m.policy.Check(ctx, p.Subject(), "act", "resource:"+r.Name)
 	if err != nil || !ok {
@@ -100,17 +106,19 @@ func (m *Module) serve(ctx context.Context, sess ssh.Session, args []string) (in
 		_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "shell.deny", Target: r.Name, Decision: "deny", Reason: why})
 		fmt.Fprintf(errOut, "bastion: shell on %s refused: %s. Ask for access with: %s request create %s --reason \"...\"\n",
 			r.Name, why, m.cfg.Host, r.Name)
-		return 1, true
+		return 1
 	}
 	// The login is the one the Resource allows; users cannot pick another.
 	login := r.Login
 	if login == "" {
 		login = p.User
 	}
-	return m.run(ctx, sess, p, r, login, remote), true
+	return m.run(ctx, sess, in, p, r, login, remote)
 }
 
-func (m *Module) run(ctx context.Context, sess ssh.Session, p authn.Principal, r store.Resource, login string, remote []string) int {
+// run logs in to r as login and runs remote (or a shell), with in as the
+// user's input.
+func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, p authn.Principal, r store.Resource, login string, remote []string) int {
 	errOut := sess.Stderr()
 	var mu sync.Mutex
 	var client *gossh.Client
@@ -161,7 +169,7 @@ func (m *Module) run(ctx context.Context, sess ssh.Session, p authn.Principal, r
 	}
 	_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "shell.open", Target: r.Name, Decision: "allow",
 		Details: map[string]string{"login": login, "session": live.ID(), "recording": live.ID(), "command": strings.Join(remote, " "), "source": p.SourceAddr}})
-	code := m.pipe(sess, ts, remote, live, rec)
+	code := m.pipe(sess, in, ts, remote, live, rec)
 	if err := rec.Close(); err != nil {
 		m.log.Error("closing a recording", "session", live.ID(), "err", err)
 	}
@@ -189,7 +197,7 @@ func (m *Module) startRecording(sess ssh.Session, id, title string) (*audit.Reco
 
 // pipe connects the user's session to the target's and returns the exit
 // status the target reported.
-func (m *Module) pipe(sess ssh.Session, ts *gossh.Session, remote []string, live *sessions.Live, rec *audit.Recorder) int {
+func (m *Module) pipe(sess ssh.Session, in io.Reader, ts *gossh.Session, remote []string, live *sessions.Live, rec *audit.Recorder) int {
 	if pty, winCh, isPty := sess.Pty(); isPty {
 		if err := ts.RequestPty(pty.Term, pty.Window.Height, pty.Window.Width, gossh.TerminalModes{}); err != nil {
 			fmt.Fprintf(sess.Stderr(), "bastion: the target refused a terminal: %v\n", err)
@@ -210,7 +218,7 @@ func (m *Module) pipe(sess ssh.Session, ts *gossh.Session, remote []string, live
 			_ = ts.Signal(gossh.Signal(s))
 		}
 	}()
-	ts.Stdin = countingReader{sess, live.CountIn}
+	ts.Stdin = countingReader{in, live.CountIn}
 	ts.Stdout = countingWriter{sess, live.CountOut, rec}
 	ts.Stderr = countingWriter{sess.Stderr(), live.CountOut, rec}
 	var err error
