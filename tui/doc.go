@@ -1,0 +1,15 @@
+// Package tui is the bastion's terminal user interface: what a user sees
+// after `ssh bastion` with a PTY.
+//
+// It lists the Resources the user may see (locked ones marked and dimmed),
+// filters them as the user types, shows the exact ssh commands that reach
+// the selected Resource through the bastion, and has a Sessions page where
+// the user can end their live sessions. It is built from bubbletea models
+// and lipgloss styles.
+//
+// The package knows nothing about stores, policy or the SSH server: it talks
+// to the small [Backend] interface declared here, and [Run] takes the SSH
+// session's streams, window size and environment in [Options]. Colours follow
+// the client's environment (NO_COLOR, TERM=dumb), never the server's own
+// terminal.
+package tui

@@ -1,0 +1,65 @@
+package tui
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Backend is what the TUI needs from the rest of the bastion. The server
+// binds it to the logged-in Principal.
+type Backend interface {
+	// Resources returns everything the user may see, reachable or not.
+	Resources(ctx context.Context) ([]Item, error)
+	// Sessions returns the user's live sessions.
+	Sessions(ctx context.Context) ([]Session, error)
+	// Kill ends one of the user's sessions.
+	Kill(ctx context.Context, id string) error
+}
+
+// Item is one Resource as the TUI shows it.
+type Item struct {
+	Name    string
+	Kind    string // "ssh", "tcp" or "kube"
+	Project string
+	Address string
+	Ports   []int
+	Labels  map[string]string
+	// Reachable is false when the user may see the Resource but not reach
+	// it: the TUI shows it locked, with how to request access.
+	Reachable bool
+}
+
+// Session is one of the user's live sessions.
+type Session struct {
+	ID, Kind, Resource, Target string
+	Opened, Expires            time.Time
+	BytesIn, BytesOut          int64
+}
+
+// Window is a terminal size in cells.
+type Window struct{ Width, Height int }
+
+// Options are what Run needs from the SSH session.
+type Options struct {
+	In  io.Reader // the session's stdin; Run does not close it
+	Out io.Writer // the session's stdout (the PTY)
+
+	Width, Height int           // the initial window size
+	Resize        <-chan Window // window changes; may be nil
+
+	Env  []string // the client's environment, e.g. TERM, NO_COLOR
+	User string   // who is logged in, for the header
+	// Host is how users reach the bastion, e.g. "ssh -p 2222 localhost";
+	// the TUI prints exact commands with it.
+	Host string
+
+	Backend Backend
+}
+
+// Choice is what the user picked.
+type Choice struct {
+	// Open is the name of a reachable ssh Resource the user pressed enter
+	// on; "" when they quit.
+	Open string
+}

@@ -1,0 +1,227 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+// detailHeight is how many lines the detail pane takes, its rule included.
+func (m model) detailHeight() int {
+	switch {
+	case m.height >= 16:
+		return 6
+	case m.height >= 10:
+		return 4
+	}
+	return 0
+}
+
+// listHeight is how many Resources fit on screen: the header, the filter
+// line, the column titles and the footer take one line each.
+func (m model) listHeight() int {
+	return max(m.height-4-m.detailHeight(), 1)
+}
+
+func (m model) View() string {
+	if m.quitting {
+		if m.choice.Open != "" {
+			return "bastion: opening " + m.choice.Open + " …\n"
+		}
+		return "bastion: bye\n"
+	}
+	var lines []string
+	switch m.page {
+	case pageSessions:
+		lines = m.sessionsView()
+	case pageHelp:
+		lines = m.helpView()
+	default:
+		lines = m.resourcesView()
+	}
+	if len(lines) > m.height {
+		lines = lines[:m.height]
+	}
+	for i, l := range lines {
+		lines[i] = clip(l, m.width)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// header is the top bar: the bastion, the user and the pages.
+func (m model) header() string {
+	st := m.st
+	left := st.header.Render(" bastion ")
+	if m.user != "" {
+		left += st.headerDim.Render(" " + m.user + " ")
+	}
+	var tabs string
+	for _, t := range []struct {
+		name string
+		p    page
+	}{{"Resources", pageResources}, {"Sessions", pageSessions}, {"Help", pageHelp}} {
+		if t.p == m.page {
+			tabs += st.tabOn.Render("[" + t.name + "]")
+		} else {
+			tabs += st.tab.Render(" " + t.name + " ")
+		}
+	}
+	tabs += st.tab.Render(" ")
+	gap := m.width - ansi.StringWidth(left) - ansi.StringWidth(tabs)
+	if gap < 1 {
+		return left + st.headerDim.Render(strings.Repeat(" ", max(m.width-ansi.StringWidth(left), 0)))
+	}
+	return left + st.headerDim.Render(strings.Repeat(" ", gap)) + tabs
+}
+
+// footer is the status line when there is one, or the keys.
+func (m model) footer(keys string) string {
+	switch {
+	case m.status != "" && m.statusOK:
+		return m.st.status.Render(fit(" "+m.status, m.width))
+	case m.status != "":
+		return m.st.errText.Render(fit(" "+m.status, m.width))
+	}
+	return m.st.dim.Render(fit(" "+keys, m.width))
+}
+
+// resourceWidths are the widths of NAME, KIND, PROJECT and LABELS after the
+// 5-cell prefix (cursor and lock).
+func resourceWidths(width int) []int {
+	avail := width - 5 - 3
+	name := max(avail*30/100, 8)
+	project := max(avail*20/100, 6)
+	kind := 4
+	labels := max(avail-name-project-kind, 0)
+	return []int{name, kind, project, labels}
+}
+
+func (m model) resourcesView() []string {
+	st := m.st
+	lines := []string{m.header()}
+
+	count := fmt.Sprintf("%d of %d ", len(m.shown), len(m.items))
+	var f string
+	if m.filter == "" {
+		f = " Filter: " + st.placeholder.Render("type to filter by name, kind, project or label")
+	} else {
+		f = " Filter: " + st.filter.Render(m.filter+"_")
+	}
+	if gap := m.width - ansi.StringWidth(f) - len(count); gap > 0 {
+		f += strings.Repeat(" ", gap) + st.count.Render(count)
+	}
+	lines = append(lines, f)
+
+	widths := resourceWidths(m.width)
+	lines = append(lines, st.colHead.Render(fit("     "+row([]string{"NAME", "KIND", "PROJECT", "LABELS"}, widths), m.width)))
+
+	rows := m.listHeight()
+	switch {
+	case !m.loaded:
+		lines = append(lines, st.dim.Render(" loading…"))
+	case len(m.items) == 0:
+		lines = append(lines, st.dim.Render(" There is no Resource you may see yet."))
+	case len(m.shown) == 0:
+		lines = append(lines, st.dim.Render(fmt.Sprintf(" Nothing matches %q. esc clears the filter.", m.filter)))
+	}
+	for i := m.offset; i < len(m.shown) && i < m.offset+rows; i++ {
+		it := m.items[m.shown[i]]
+		cur, lock := "  ", "  "
+		if i == m.cursor {
+			cur = "> "
+		}
+		if !it.Reachable {
+			lock = st.lock
+		}
+		text := fit(cur+lock+" "+row([]string{it.Name, it.Kind, it.Project, labelString(it.Labels)}, widths), m.width)
+		switch {
+		case i == m.cursor && !it.Reachable:
+			text = st.lockedSel.Render(text)
+		case i == m.cursor:
+			text = st.selected.Render(text)
+		case !it.Reachable:
+			text = st.locked.Render(text)
+		}
+		lines = append(lines, text)
+	}
+	for len(lines) < 3+rows {
+		lines = append(lines, "")
+	}
+	lines = append(lines, m.detailView()...)
+	return append(lines, m.footer("up/down move · type to filter · enter open · tab sessions · ? help · q quit"))
+}
+
+// detailView is the pane under the list: what the selected Resource is and
+// the exact commands that reach it.
+func (m model) detailView() []string {
+	h := m.detailHeight()
+	if h == 0 {
+		return nil
+	}
+	st := m.st
+	it, ok := m.selected()
+	title := "─"
+	if ok {
+		title = "─ " + it.Name + " "
+	}
+	lines := []string{st.rule.Render(title + strings.Repeat("─", max(m.width-ansi.StringWidth(title), 0)))}
+	if ok {
+		info := []string{it.Kind}
+		if it.Project != "" {
+			info = append(info, "project "+it.Project)
+		}
+		if it.Address != "" {
+			info = append(info, it.Address)
+		}
+		if l := labelString(it.Labels); l != "" {
+			info = append(info, l)
+		}
+		if !it.Reachable {
+			info = append(info, "locked")
+		}
+		lines = append(lines, " "+st.dim.Render(strings.Join(info, " · ")))
+		for _, hw := range connectLines(m.host, it) {
+			switch {
+			case hw.cmd == "" && !it.Reachable:
+				lines = append(lines, " "+st.status.Render(hw.text))
+			case hw.cmd == "":
+				lines = append(lines, " "+st.dim.Render(hw.text))
+			default:
+				lines = append(lines, " "+st.label.Render(fit(hw.label, 8))+" "+st.cmd.Render(hw.cmd))
+			}
+		}
+	}
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	for len(lines) < h {
+		lines = append(lines, "")
+	}
+	return lines
+}
+
+func (m model) helpView() []string {
+	st := m.st
+	k := func(keys, what string) string { return "  " + st.key.Render(fit(keys, 20)) + " " + what }
+	return []string{
+		m.header(),
+		"",
+		" Resources",
+		k("type", "filter by name, kind, project or label"),
+		k("backspace / esc", "edit / clear the filter (ctrl-u clears, ctrl-w a word)"),
+		k("up/down ctrl-p/n", "move (pgup, pgdown, home, end)"),
+		k("enter", "open a shell on an ssh Resource; locked: how to request"),
+		k("ctrl-r", "reload the Resources"),
+		k("tab, s", "Sessions page (s when the filter is empty)"),
+		"",
+		" Sessions",
+		k("up/down ctrl-p/n", "move"),
+		k("k, x", "end the selected session"),
+		k("r", "refresh"),
+		k("tab, esc", "back to the Resources"),
+		"",
+		k("?", "this help; esc goes back"),
+		k("q, ctrl-c", "quit (q only when the filter is empty)"),
+	}
+}
