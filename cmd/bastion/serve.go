@@ -133,9 +133,16 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	// Listen first, so that the messages name the port actually bound
+	// (listen: 127.0.0.1:0 picks one).
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 	host := cfg.Host
 	if host == "" {
-		host = defaultHost(cfg.Listen)
+		host = defaultHost(ln.Addr().String())
 	}
 	sm := sessions.New(sessions.Config{TTL: cfg.Sessions.TTL, MaxTTL: cfg.Sessions.MaxTTL, IdleTimeout: cfg.Sessions.IdleTimeout},
 		st, engine, alog, log)
@@ -192,10 +199,6 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return err
-	}
 	var httpSrv *http.Server
 	metricsAddr := "off"
 	if cfg.MetricsListen != "" {

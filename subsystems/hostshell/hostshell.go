@@ -22,14 +22,16 @@ import (
 	"github.com/sshbastion/bastion/subsystems/sessions"
 )
 
-// Resources finds Resources by name.
+// Resources finds Resources by name and lists them.
 type Resources interface {
 	GetResource(ctx context.Context, name string) (store.Resource, error)
+	ListResources(ctx context.Context) ([]store.Resource, error)
 }
 
-// Checker is the policy gate.
+// Checker is the policy gate, and what the TUI lists from.
 type Checker interface {
 	Check(ctx context.Context, subject, relation, object string) (bool, error)
+	ListObjects(ctx context.Context, subject, relation, objectType string) ([]string, error)
 }
 
 // Auditor records audit events.
@@ -75,7 +77,12 @@ func New(cfg Config, res Resources, p Checker, sm *sessions.Manager, a Auditor, 
 }
 
 // Register implements subsystems.Module.
-func (m *Module) Register(t *subsystems.Table) error { return t.Target(m.serve) }
+func (m *Module) Register(t *subsystems.Table) error {
+	if err := t.Shell(m.front); err != nil {
+		return err
+	}
+	return t.Target(m.serve)
+}
 
 func (m *Module) serve(ctx context.Context, sess ssh.Session, args []string) (int, bool) {
 	r, err := m.resources.GetResource(ctx, args[0])
@@ -86,11 +93,11 @@ func (m *Module) serve(ctx context.Context, sess ssh.Session, args []string) (in
 	if len(remote) > 0 && remote[0] == "--" {
 		remote = remote[1:]
 	}
-	return m.open(ctx, sess, sess, r, remote), true
+	return m.open(ctx, sess, sess, sessionTerm(sess), r, remote), true
 }
 
 // open checks the gate and runs remote (or a shell) on r.
-func (m *Module) open(ctx context.Context, sess ssh.Session, in io.Reader, r store.Resource, remote []string) int {
+func (m *Module) open(ctx context.Context, sess ssh.Session, in io.Reader, t term, r store.Resource, remote []string) int {
 	p, _ := authn.FromContext(ctx)
 	errOut := sess.Stderr()
 	if r.Kind != "ssh" {
@@ -113,12 +120,12 @@ func (m *Module) open(ctx context.Context, sess ssh.Session, in io.Reader, r sto
 	if login == "" {
 		login = p.User
 	}
-	return m.run(ctx, sess, in, p, r, login, remote)
+	return m.run(ctx, sess, in, t, p, r, login, remote)
 }
 
 // run logs in to r as login and runs remote (or a shell), with in as the
 // user's input.
-func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, p authn.Principal, r store.Resource, login string, remote []string) int {
+func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, t term, p authn.Principal, r store.Resource, login string, remote []string) int {
 	errOut := sess.Stderr()
 	var mu sync.Mutex
 	var client *gossh.Client
@@ -160,7 +167,7 @@ func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, p auth
 		return 255
 	}
 	opened := time.Now()
-	rec, err := m.startRecording(sess, live.ID(), login+"@"+r.Name)
+	rec, err := m.startRecording(t, live.ID(), login+"@"+r.Name)
 	if err != nil {
 		// No recording, no session: every shell must be accounted for.
 		m.sessions.End(live, "recording error")
@@ -169,7 +176,7 @@ func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, p auth
 	}
 	_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "shell.open", Target: r.Name, Decision: "allow",
 		Details: map[string]string{"login": login, "session": live.ID(), "recording": live.ID(), "command": strings.Join(remote, " "), "source": p.SourceAddr}})
-	code := m.pipe(sess, in, ts, remote, live, rec)
+	code := m.pipe(sess, in, t, ts, remote, live, rec)
 	if err := rec.Close(); err != nil {
 		m.log.Error("closing a recording", "session", live.ID(), "err", err)
 	}
@@ -183,12 +190,12 @@ func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, p auth
 }
 
 // startRecording begins the asciicast of a session, stored with it.
-func (m *Module) startRecording(sess ssh.Session, id, title string) (*audit.Recorder, error) {
+func (m *Module) startRecording(t term, id, title string) (*audit.Recorder, error) {
 	w, h := 80, 24
 	env := map[string]string{}
-	if pty, _, ok := sess.Pty(); ok {
-		w, h = pty.Window.Width, pty.Window.Height
-		env["TERM"] = pty.Term
+	if t.isPty {
+		w, h = t.pty.Window.Width, t.pty.Window.Height
+		env["TERM"] = t.pty.Term
 	}
 	return audit.NewRecorder(w, h, env, title, func(chunk []byte) error {
 		return m.records.AppendRecording(context.Background(), id, chunk)
@@ -197,14 +204,14 @@ func (m *Module) startRecording(sess ssh.Session, id, title string) (*audit.Reco
 
 // pipe connects the user's session to the target's and returns the exit
 // status the target reported.
-func (m *Module) pipe(sess ssh.Session, in io.Reader, ts *gossh.Session, remote []string, live *sessions.Live, rec *audit.Recorder) int {
-	if pty, winCh, isPty := sess.Pty(); isPty {
-		if err := ts.RequestPty(pty.Term, pty.Window.Height, pty.Window.Width, gossh.TerminalModes{}); err != nil {
+func (m *Module) pipe(sess ssh.Session, in io.Reader, t term, ts *gossh.Session, remote []string, live *sessions.Live, rec *audit.Recorder) int {
+	if t.isPty {
+		if err := ts.RequestPty(t.pty.Term, t.pty.Window.Height, t.pty.Window.Width, gossh.TerminalModes{}); err != nil {
 			fmt.Fprintf(sess.Stderr(), "bastion: the target refused a terminal: %v\n", err)
 			return 255
 		}
 		go func() {
-			for w := range winCh {
+			for w := range t.win {
 				rec.Resize(w.Width, w.Height)
 				_ = ts.WindowChange(w.Height, w.Width)
 			}
