@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -94,6 +96,19 @@ func TestTUIRoundTripToAHostShell(t *testing.T) {
 	var hdr map[string]any
 	if err := json.Unmarshal([]byte(lines[0]), &hdr); err != nil || hdr["version"] != float64(2) || hdr["width"] != float64(100) {
 		t.Fatalf("not an asciicast v2 header of the pane's width: %q", lines[0])
+	}
+	// asciinema itself reads the exported file.
+	castFile := filepath.Join(t.TempDir(), "session.cast")
+	if err := os.WriteFile(castFile, []byte(cast.Stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// It wants a terminal, so it plays in one.
+	player := harness.StartPane(t, 100, 30, nil, "asciinema", "play", "-s", "20", castFile)
+	if code := player.ExitCode(30 * time.Second); code != 0 {
+		t.Fatalf("asciinema play exited %d:\n%s", code, player.Screen())
+	}
+	if s := player.Screen(); !hasLine(s, "hello") {
+		t.Fatalf("asciinema play does not show hello:\n%s", s)
 	}
 	play := b.SSH(bob, "recordings", "play", recs[0].Recording, "--speed", "20")
 	mustOK(t, play, "recordings play")

@@ -8,6 +8,7 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+command -v asciinema >/dev/null 2>&1 || need+=(asciinema)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
