@@ -38,6 +38,8 @@ test: deps unit e2e
 
 deps:
 	@bash scripts/install-deps.sh
+	@bash scripts/install-kube.sh
+	@bash scripts/install-oidc.sh
 
 unit:
 	$(GO) vet ./...

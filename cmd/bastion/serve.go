@@ -29,6 +29,7 @@ import (
 	"github.com/sshbastion/bastion/subsystems/forward"
 	"github.com/sshbastion/bastion/subsystems/hostshell"
 	"github.com/sshbastion/bastion/subsystems/sessions"
+	sftpsub "github.com/sshbastion/bastion/subsystems/sftp"
 )
 
 type serveFlags struct {
@@ -159,9 +160,11 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 		return fmt.Errorf("user CA: %w", err)
 	}
 	table := subsystems.NewTable()
+	shells := hostshell.New(hostshell.Config{Host: host, DialTimeout: cfg.Forward.DialTimeout}, st, engine, sm, alog, ca, st, st, log)
 	mods := []subsystems.Module{
 		forward.New(forward.Config{DialTimeout: cfg.Forward.DialTimeout, Host: host}, st, engine, sm, alog, log),
-		hostshell.New(hostshell.Config{Host: host, DialTimeout: cfg.Forward.DialTimeout}, st, engine, sm, alog, ca, st, st, log),
+		shells,
+		sftpsub.New(sftpsub.Config{Host: host}, st, engine, sm, alog, shells, log),
 		commands.New(commands.Deps{
 			Accounts:       st,
 			Audit:          auditService{alog, st},

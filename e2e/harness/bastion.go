@@ -239,3 +239,11 @@ func (b *Bastion) Signal(sig os.Signal) {
 		_ = b.cmd.Process.Signal(sig)
 	}
 }
+
+// Pid is the running bastion's process id (0 when it is not running).
+func (b *Bastion) Pid() int {
+	if b.cmd == nil || b.cmd.Process == nil {
+		return 0
+	}
+	return b.cmd.Process.Pid
+}

@@ -58,7 +58,7 @@ func StartSSHD(t testing.TB, o SSHDOptions) *SSHD {
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "Port %s\nListenAddress 127.0.0.1\nHostKey %s\nPidFile %s\n", port, hostKey, filepath.Join(dir, "sshd.pid"))
 	fmt.Fprintf(&cfg, "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin yes\nStrictModes no\n")
-	fmt.Fprintf(&cfg, "MaxStartups 1000:30:2000\nLogLevel ERROR\nPrintMotd no\nUseDNS no\n")
+	fmt.Fprintf(&cfg, "MaxStartups 1000:30:2000\nLogLevel ERROR\nPrintMotd no\nUseDNS no\nSubsystem sftp internal-sftp\n")
 	if o.TrustedUserCAKeys != "" {
 		ca := filepath.Join(dir, "user_ca.pub")
 		if err := os.WriteFile(ca, []byte(o.TrustedUserCAKeys+"\n"), 0o644); err != nil {

@@ -78,10 +78,14 @@ func Open(dir string, opts Options) (*Store, error) {
 		// guarantee ("returned means stored") rests on this.
 		WithSyncWrites(true).
 		WithLogger(slogAdapter{opts.Logger}).
-		WithMetricsEnabled(false)
+		WithMetricsEnabled(false).
+		// The bastion's records are small. Badger's default 64 MiB memtable
+		// arena sits in the Go heap and raises the GC's target with it, so
+		// the transient buffers of a large sftp transfer would pile up to
+		// ~100 MiB before a collection; 8 MiB keeps resident memory flat.
+		WithMemTableSize(8 << 20).WithBlockCacheSize(16 << 20)
 	if opts.InMemory {
-		bo = bo.WithDir("").WithValueDir("").WithInMemory(true).
-			WithMemTableSize(16 << 20).WithBlockCacheSize(16 << 20)
+		bo = bo.WithDir("").WithValueDir("").WithInMemory(true)
 	}
 	db, err := bdb.Open(bo)
 	if err != nil {

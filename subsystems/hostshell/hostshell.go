@@ -115,12 +115,7 @@ func (m *Module) open(ctx context.Context, sess ssh.Session, in io.Reader, t ter
 			r.Name, why, m.cfg.Host, r.Name)
 		return 1
 	}
-	// The login is the one the Resource allows; users cannot pick another.
-	login := r.Login
-	if login == "" {
-		login = p.User
-	}
-	return m.run(ctx, sess, in, t, p, r, login, remote)
+	return m.run(ctx, sess, in, t, p, r, Login(p, r), remote)
 }
 
 // run logs in to r as login and runs remote (or a shell), with in as the
@@ -142,18 +137,11 @@ func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, t term
 		fmt.Fprintf(errOut, "bastion: cannot open a session: %v\n", err)
 		return 1
 	}
-	signer, err := m.ca.Issue(p.User, login, live.ID(), m.cfg.CertTTL)
-	if err != nil {
-		m.sessions.End(live, "certificate error")
-		fmt.Fprintf(errOut, "bastion: cannot issue a certificate: %v\n", err)
-		return 1
-	}
-	c, err := gossh.Dial("tcp", r.Address, &gossh.ClientConfig{User: login, Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
-		HostKeyCallback: m.trustOnFirstUse(ctx, r.Name), Timeout: m.cfg.DialTimeout})
+	c, err := m.DialHost(ctx, p, r, live.ID())
 	if err != nil {
 		m.sessions.End(live, "dial error")
 		_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "shell.fail", Target: r.Name, Decision: "allow", Reason: err.Error()})
-		fmt.Fprintf(errOut, "bastion: cannot log in to %s as %s: %v\n", r.Name, login, err)
+		fmt.Fprintf(errOut, "bastion: %v\n", err)
 		return 255
 	}
 	mu.Lock()
@@ -272,6 +260,33 @@ func (c countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.count(n)
 	return n, err
+}
+
+// Login is the account on r that p's shells and file transfers use: the
+// one the Resource names, else the user's own name. Users cannot pick
+// another.
+func Login(p authn.Principal, r store.Resource) string {
+	if r.Login != "" {
+		return r.Login
+	}
+	return p.User
+}
+
+// DialHost logs in to the ssh Resource r for p with a fresh short-lived
+// certificate from the bastion's user CA, tied to the session id. The
+// caller must have checked the gate.
+func (m *Module) DialHost(ctx context.Context, p authn.Principal, r store.Resource, sessionID string) (*gossh.Client, error) {
+	login := Login(p, r)
+	signer, err := m.ca.Issue(p.User, login, sessionID, m.cfg.CertTTL)
+	if err != nil {
+		return nil, fmt.Errorf("cannot issue a certificate: %v", err)
+	}
+	c, err := gossh.Dial("tcp", r.Address, &gossh.ClientConfig{User: login, Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
+		HostKeyCallback: m.trustOnFirstUse(ctx, r.Name), Timeout: m.cfg.DialTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("cannot log in to %s as %s: %v", r.Name, login, err)
+	}
+	return c, nil
 }
 
 // trustOnFirstUse pins each target's host key the first time the bastion
