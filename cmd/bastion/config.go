@@ -48,6 +48,12 @@ type Config struct {
 	Forward struct {
 		DialTimeout time.Duration `yaml:"dial_timeout"`
 	} `yaml:"forward"`
+	// Kube: how users appear to apiservers. The prefixes go before the
+	// impersonated user and every impersonated group.
+	Kube struct {
+		UserPrefix  string `yaml:"user_prefix"`
+		GroupPrefix string `yaml:"group_prefix"`
+	} `yaml:"kube"`
 	DrainTimeout time.Duration    `yaml:"drain_timeout"`
 	Resources    []store.Resource `yaml:"resources"`
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/sshbastion/bastion/subsystems/commands"
 	"github.com/sshbastion/bastion/subsystems/forward"
 	"github.com/sshbastion/bastion/subsystems/hostshell"
+	"github.com/sshbastion/bastion/subsystems/kube"
 	"github.com/sshbastion/bastion/subsystems/sessions"
 	sftpsub "github.com/sshbastion/bastion/subsystems/sftp"
 )
@@ -161,8 +162,13 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	}
 	table := subsystems.NewTable()
 	shells := hostshell.New(hostshell.Config{Host: host, DialTimeout: cfg.Forward.DialTimeout}, st, engine, sm, alog, ca, st, st, log)
+	kubes, err := kube.New(kube.Config{Host: host, UserPrefix: cfg.Kube.UserPrefix, GroupPrefix: cfg.Kube.GroupPrefix}, st, engine, sm, alog, log)
+	if err != nil {
+		return err
+	}
 	mods := []subsystems.Module{
-		forward.New(forward.Config{DialTimeout: cfg.Forward.DialTimeout, Host: host}, st, engine, sm, alog, log),
+		forward.New(forward.Config{DialTimeout: cfg.Forward.DialTimeout, Host: host, Kube: kubes}, st, engine, sm, alog, log),
+		kubes,
 		shells,
 		sftpsub.New(sftpsub.Config{Host: host}, st, engine, sm, alog, shells, log),
 		commands.New(commands.Deps{
@@ -226,6 +232,7 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+	_ = kubes.Close() // writes the kube.request events still queued
 	if httpSrv != nil {
 		_ = httpSrv.Shutdown(sctx)
 	}

@@ -19,7 +19,8 @@ func newResources(e *env) *cobra.Command {
 		RunE: func(c *cobra.Command, _ []string) error { return c.Help() }}
 	var r store.Resource
 	var ports []int
-	var labels []string
+	var labels, kubeGroups []string
+	var kube store.KubeSpec
 	add := &cobra.Command{
 		Use:     "add NAME --kind ssh|tcp|kube --address HOST:PORT [--port N]... [--project P] [--label k=v]...",
 		Short:   "Add or replace a Resource (needs admin on its project, or on the domain)",
@@ -28,6 +29,9 @@ func newResources(e *env) *cobra.Command {
 		RunE: func(_ *cobra.Command, args []string) error {
 			r.Name, r.Ports = args[0], ports
 			if err := validateResource(&r, labels); err != nil {
+				return err
+			}
+			if err := kubeSpec(&r, kube, kubeGroups); err != nil {
 				return err
 			}
 			// Domain admins may add anywhere (also to a project that does
@@ -72,6 +76,10 @@ func newResources(e *env) *cobra.Command {
 	f.StringVar(&r.Login, "login", "", "login user on ssh resources")
 	f.DurationVar(&r.TTL, "ttl", 0, "session TTL override")
 	f.DurationVar(&r.IdleTimeout, "idle-timeout", 0, "idle timeout override")
+	f.StringVar(&kube.Kubeconfig, "kubeconfig", "", "kube: the bastion's kubeconfig file for this cluster (its identity needs only impersonate)")
+	f.StringVar(&kube.Context, "context", "", "kube: context in --kubeconfig (default: its current context)")
+	f.BoolVar(&kube.InCluster, "in-cluster", false, "kube: use the bastion's in-cluster service account")
+	f.StringArrayVar(&kubeGroups, "kube-group", nil, "kube: RELATION=GROUP[,GROUP]: users with RELATION on the Resource are impersonated with these groups (repeatable)")
 
 	list := &cobra.Command{
 		Use: "list", Short: "List the Resources you may view (admins: all)", Args: cobra.NoArgs,
@@ -102,6 +110,10 @@ func newResources(e *env) *cobra.Command {
 			rows := [][]string{{"name", r.Name}, {"kind", r.Kind}, {"address", r.Address}, {"ports", intsString(r.Ports)},
 				{"project", r.Project}, {"labels", labelsString(r.Labels)}, {"aliases", strings.Join(r.Aliases, ",")},
 				{"login", r.Login}, {"ttl", durString(r.TTL)}, {"idle timeout", durString(r.IdleTimeout)}}
+			if k := r.Kube; k != nil {
+				rows = append(rows, []string{"kubeconfig", k.Kubeconfig}, []string{"context", k.Context},
+					[]string{"in cluster", fmt.Sprint(k.InCluster)}, []string{"kube groups", kubeGroupsString(k.Groups)})
+			}
 			return e.render(r, []string{"FIELD", "VALUE"}, rows)
 		},
 	}
@@ -245,4 +257,40 @@ func durString(d time.Duration) string {
 		return "default"
 	}
 	return d.String()
+}
+
+// kubeSpec fills a kube Resource's credentials and group mapping from the
+// flags, and refuses them on other kinds.
+func kubeSpec(r *store.Resource, k store.KubeSpec, groups []string) error {
+	set := k.Kubeconfig != "" || k.Context != "" || k.InCluster || len(groups) > 0
+	if r.Kind != "kube" {
+		if set {
+			return fmt.Errorf("--kubeconfig, --context, --in-cluster and --kube-group are for --kind kube")
+		}
+		return nil
+	}
+	if k.Kubeconfig == "" && !k.InCluster {
+		return fmt.Errorf("a kube Resource needs credentials: --kubeconfig FILE [--context NAME] or --in-cluster")
+	}
+	for _, g := range groups {
+		rel, list, ok := strings.Cut(g, "=")
+		if !ok || rel == "" || list == "" {
+			return fmt.Errorf("--kube-group %q: want RELATION=GROUP[,GROUP]", g)
+		}
+		if k.Groups == nil {
+			k.Groups = map[string][]string{}
+		}
+		k.Groups[rel] = append(k.Groups[rel], strings.Split(list, ",")...)
+	}
+	r.Kube = &k
+	return nil
+}
+
+func kubeGroupsString(m map[string][]string) string {
+	var out []string
+	for rel, gs := range m {
+		out = append(out, rel+"="+strings.Join(gs, ","))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
 }

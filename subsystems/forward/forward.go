@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -40,6 +41,14 @@ type Config struct {
 	DialTimeout time.Duration // default 10 s
 	// Host is how users reach the bastion, for the hints in refusals.
 	Host string
+	// Kube serves channels to kube Resources once this module has gated
+	// them (nil: such channels are refused).
+	Kube KubeTunnel
+}
+
+// KubeTunnel serves an accepted-by-policy channel to a kube Resource.
+type KubeTunnel interface {
+	ServeTunnel(ctx context.Context, p authn.Principal, r store.Resource, target string, nc gossh.NewChannel)
 }
 
 // Module serves direct-tcpip channels (ssh -L, -W, -J) to Resources.
@@ -105,12 +114,21 @@ func (m *Module) serve(ctx context.Context, _ *gossh.ServerConn, nc gossh.NewCha
 			target, req.Host, m.cfg.Host), store.Event{})
 		return
 	}
-	if r.Kind == "kube" {
-		deny(fmt.Sprintf("forward to %s refused: %s is a kube Resource, reached through `%s kubeconfig %s`", target, r.Name, m.cfg.Host, r.Name),
+	if r.Kind == "kube" && m.cfg.Kube == nil {
+		deny(fmt.Sprintf("forward to %s refused: %s is a kube Resource and this bastion serves no kube tunnels", target, r.Name),
 			store.Event{Target: r.Name})
 		return
 	}
 	dial, ok := dialAddress(r, int(req.Port))
+	if r.Kind == "kube" {
+		// The tunnel ends in the bastion itself, as HTTPS on "port 443"
+		// (or the Resource's listed ports); the apiserver's own address is
+		// never dialled from the user's request.
+		ok = req.Port == 443 || slices.Contains(r.Ports, int(req.Port))
+		if !ok {
+			r.Ports = append([]int{443}, r.Ports...)
+		}
+	}
 	if !ok {
 		deny(fmt.Sprintf("forward to %s refused: port %d is not allowed on %s (allowed: %s)", target, req.Port, r.Name, portList(r)),
 			store.Event{Target: r.Name})
@@ -125,6 +143,10 @@ func (m *Module) serve(ctx context.Context, _ *gossh.ServerConn, nc gossh.NewCha
 		}
 		deny(fmt.Sprintf("forward to %s refused: %s. Ask for access with: %s request create %s --reason \"...\"",
 			target, why, m.cfg.Host, r.Name), store.Event{Target: r.Name})
+		return
+	}
+	if r.Kind == "kube" {
+		m.cfg.Kube.ServeTunnel(ctx, p, r, target, nc)
 		return
 	}
 	m.serveTCP(ctx, p, r, target, dial, nc)

@@ -1,0 +1,152 @@
+package kube
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/sshbastion/bastion/k8s"
+	"github.com/sshbastion/bastion/store"
+	"github.com/sshbastion/bastion/subsystems"
+	"github.com/sshbastion/bastion/subsystems/sessions"
+)
+
+// Resources finds Resources.
+type Resources interface {
+	GetResource(ctx context.Context, name string) (store.Resource, error)
+	ListResources(ctx context.Context) ([]store.Resource, error)
+}
+
+// Checker is the policy gate.
+type Checker interface {
+	Check(ctx context.Context, subject, relation, object string) (bool, error)
+}
+
+// Auditor records audit events.
+type Auditor interface {
+	Append(ctx context.Context, e store.Event) (store.Event, error)
+}
+
+// Config of the kube module.
+type Config struct {
+	// Host is how users reach the bastion ("ssh -p 2222 localhost"), for
+	// the commands the bastion prints.
+	Host string
+	// UserPrefix and GroupPrefix are put before the impersonated user and
+	// every impersonated group, so that bastion identities cannot collide
+	// with the cluster's own (e.g. "bastion:").
+	UserPrefix  string
+	GroupPrefix string
+}
+
+// Module serves the kubeconfig command and kube tunnels.
+type Module struct {
+	cfg       Config
+	resources Resources
+	policy    Checker
+	sessions  *sessions.Manager
+	audit     Auditor
+	log       *slog.Logger
+
+	tokens  tokens
+	caPEM   []byte
+	ln      *listener
+	srv     *http.Server
+	events  chan store.Event
+	flushed chan struct{}
+
+	mu        sync.Mutex
+	upstreams map[string]upstream
+}
+
+type upstream struct {
+	key string // the spec it was built from
+	up  *k8s.Upstream
+}
+
+// New returns the module and starts its in-process HTTPS server, which
+// only ever receives connections from authorized ssh channels.
+func New(cfg Config, res Resources, p Checker, sm *sessions.Manager, a Auditor, log *slog.Logger) (*Module, error) {
+	if cfg.Host == "" {
+		cfg.Host = "ssh bastion"
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	cert, caPEM, err := servingCert()
+	if err != nil {
+		return nil, fmt.Errorf("kube tunnel certificate: %w", err)
+	}
+	m := &Module{cfg: cfg, resources: res, policy: p, sessions: sm, audit: a, log: log, caPEM: caPEM,
+		ln: newListener(), events: make(chan store.Event, 4096), flushed: make(chan struct{}), upstreams: map[string]upstream{}}
+	m.srv = &http.Server{
+		Handler:     m,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnContext: connContext,
+		// HTTP/1.1 only: upgrades (exec, port-forward) hijack the
+		// connection, and each kubectl connection is its own channel.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+	go func() { _ = m.srv.Serve(tls.NewListener(m.ln, tlsCfg)) }()
+	go m.writeEvents()
+	return m, nil
+}
+
+// Register implements subsystems.Module.
+func (m *Module) Register(t *subsystems.Table) error {
+	return t.Command(subsystems.Command{Name: "kubeconfig", Summary: "print a kubeconfig for a kube Resource, and the tunnel to run", Run: m.kubeconfig})
+}
+
+// Close stops the tunnel server and writes the audit events still queued.
+func (m *Module) Close() error {
+	_ = m.ln.Close()
+	err := m.srv.Close()
+	close(m.events)
+	<-m.flushed
+	return err
+}
+
+// writeEvents appends kube.request events off the request path, in order:
+// a request's latency must not include an fsync. Nothing is dropped; a
+// full queue slows requests down instead.
+func (m *Module) writeEvents() {
+	defer close(m.flushed)
+	for e := range m.events {
+		if _, err := m.audit.Append(context.Background(), e); err != nil {
+			m.log.Error("audit kube.request", "err", err)
+		}
+	}
+}
+
+// upstream returns the proxy to r's apiserver, rebuilt when the Resource's
+// spec changed.
+func (m *Module) upstream(r store.Resource) (*k8s.Upstream, error) {
+	if r.Kube == nil {
+		r.Kube = &store.KubeSpec{}
+	}
+	raw, _ := json.Marshal(struct {
+		A string
+		S *store.KubeSpec
+	}{r.Address, r.Kube})
+	key := string(raw)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if u, ok := m.upstreams[r.Name]; ok && u.key == key {
+		return u.up, nil
+	}
+	cfg, err := k8s.RESTConfig(*r.Kube, r.Address)
+	if err != nil {
+		return nil, err
+	}
+	up, err := k8s.NewUpstream(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.upstreams[r.Name] = upstream{key: key, up: up}
+	return up, nil
+}
