@@ -26,6 +26,12 @@ type Principal struct {
 	KeyType        string    `json:"key_type,omitempty"`
 	SourceAddr     string    `json:"source_addr,omitempty"`
 	SessionID      string    `json:"session_id,omitempty"`
+	// Certificate logins: the certificate's serial and key id, and its
+	// force-command critical option, which replaces whatever the client
+	// asks to run.
+	CertSerial   uint64 `json:"cert_serial,omitempty"`
+	CertKeyID    string `json:"cert_key_id,omitempty"`
+	ForceCommand string `json:"force_command,omitempty"`
 }
 
 // Subject is the principal as a ReBAC subject, "user:<name>".
