@@ -20,6 +20,9 @@ type KeyStore interface {
 // ErrUnknownKey means no user has registered the offered key.
 var ErrUnknownKey = errors.New("public key is not registered")
 
+// ErrKeyExpired means the key's binding (from a device login) expired.
+var ErrKeyExpired = errors.New("the key's binding expired")
+
 // PublicKeys authenticates registered public keys.
 type PublicKeys struct {
 	Store KeyStore
@@ -53,7 +56,7 @@ func (a *PublicKeys) Lookup(ctx context.Context, key ssh.PublicKey) (store.Key, 
 	// Expired bindings (from an OIDC login) must stop working at expiry
 	// even if nobody swept them yet.
 	if k.Expired(a.now()) {
-		return store.Key{}, store.User{}, fmt.Errorf("public key %s expired at %s", fp, k.Expires.Format(time.RFC3339))
+		return store.Key{}, store.User{}, fmt.Errorf("public key %s expired at %s: %w", fp, k.Expires.Format(time.RFC3339), ErrKeyExpired)
 	}
 	u, err := a.Store.GetUser(ctx, k.User)
 	if err != nil {

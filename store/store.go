@@ -88,6 +88,17 @@ type Secrets interface {
 	PutSecret(ctx context.Context, name string, value []byte) error
 }
 
+// CertRevocations keeps the serials of revoked user certificates.
+type CertRevocations interface {
+	// RevokeCert records r; revoking a serial again replaces its record.
+	RevokeCert(ctx context.Context, r CertRevocation) error
+	// CertRevoked returns the revocation of serial; ok is false if the
+	// serial is not revoked.
+	CertRevoked(ctx context.Context, serial uint64) (r CertRevocation, ok bool, err error)
+	// ListCertRevocations returns every revocation, in serial order.
+	ListCertRevocations(ctx context.Context) ([]CertRevocation, error)
+}
+
 // Store is everything a backend provides.
 type Store interface {
 	Users
@@ -98,6 +109,7 @@ type Store interface {
 	AuditLog
 	Recordings
 	Secrets
+	CertRevocations
 	Close() error
 }
 

@@ -62,6 +62,15 @@ type KubeSpec struct {
 	Groups     map[string][]string `json:"groups,omitempty" yaml:"groups,omitempty"` // ReBAC relation -> Kubernetes groups
 }
 
+// CertRevocation records that the user certificate with Serial may no
+// longer log in, who revoked it, when and why.
+type CertRevocation struct {
+	Serial uint64    `json:"serial"`
+	Reason string    `json:"reason,omitempty"`
+	By     string    `json:"by,omitempty"`
+	At     time.Time `json:"at"`
+}
+
 // Tuple is one relationship: Object#Relation@Subject, for example
 // "resource:web-1#act@user:alice" or "project:p#member@group:ops#member".
 // A non-zero Expires makes the tuple invisible from that instant on.

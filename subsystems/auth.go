@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -43,6 +44,15 @@ type connState struct {
 	refusals   []string
 	stderr     []func(string)
 	deadline   *time.Timer
+	// proven is the first unregistered key whose signature verified; a
+	// device login binds it (and nothing else).
+	proven        gossh.PublicKey
+	deviceFailure string
+}
+
+// Certificates checks OpenSSH user certificates (authn.Certificates).
+type Certificates interface {
+	Check(ctx context.Context, cert *gossh.Certificate, login, remoteAddr string) (authn.Principal, error)
 }
 
 func newID() string {
@@ -176,25 +186,51 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 			if st != nil && st.throttled {
 				return nil, fmt.Errorf("throttled")
 			}
+			if cert, ok := key.(*gossh.Certificate); ok {
+				if s.cfg.Certificates == nil {
+					return nil, errors.New("certificates are not accepted here")
+				}
+				// Checked again now that the signature is verified: the
+				// query-phase answer is never trusted for identity.
+				p, err := s.cfg.Certificates.Check(ctx, cert, cm.User(), cm.RemoteAddr().String())
+				if err != nil {
+					return nil, err
+				}
+				return s.authenticated(ctx, st, cm, p), nil
+			}
 			p, err := s.auth.Verified(ctx, key, cm.RemoteAddr().String())
 			if err != nil {
+				if s.deviceFallback(err) && st != nil {
+					// The client proved it holds this key but nobody
+					// registered it: partial success sends it on to the
+					// device login (keyboard-interactive), which binds this
+					// key, and only this one. Other keys may still be
+					// tried, and a registered one logs in without a browser.
+					st.mu.Lock()
+					if st.proven == nil {
+						st.proven = key
+					}
+					bind := st.proven
+					st.mu.Unlock()
+					return nil, &gossh.PartialSuccessError{Next: gossh.ServerAuthCallbacks{
+						PublicKeyCallback: func(_ gossh.ConnMetadata, k gossh.PublicKey) (*gossh.Permissions, error) {
+							if !s.keyAcceptable(ctx, k, false) {
+								return nil, errors.New("not a registered key")
+							}
+							return nil, nil
+						},
+						KeyboardInteractiveCallback: s.deviceChallenge(ctx, st, bind),
+					}}
+				}
 				return nil, err
 			}
-			if st != nil {
-				p.SessionID = st.id
-				st.markAuthed()
-			}
-			s.metrics.auth.WithLabelValues(p.Method, "success").Inc()
-			_ = s.record(ctx, store.Event{
-				Actor: p.User, Action: "auth.success", Decision: "allow",
-				Details: map[string]string{
-					"method": p.Method, "fingerprint": p.KeyFingerprint, "key_type": p.KeyType,
-					"source": p.SourceAddr, "login": cm.User(), "conn": p.SessionID,
-				},
-			})
-			go s.keepalive(ctx)
-			return &gossh.Permissions{Extensions: map[string]string{principalExt: p.Marshal()}}, nil
+			return s.authenticated(ctx, st, cm, p), nil
 		},
+	}
+	if s.cfg.DeviceLogin != nil {
+		// A client without any key (PubkeyAuthentication=no) can still log
+		// in through the device flow; nothing is bound for it.
+		cfg.KeyboardInteractiveCallback = s.deviceChallenge(ctx, st, nil)
 	}
 	// AES-GCM first: with AES-NI it is the fastest cipher for bulk
 	// forwarding; chacha20-poly1305 stays for clients without it.
@@ -203,9 +239,43 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 	return cfg
 }
 
+// authenticated finishes a successful login: the connection is marked,
+// audited, kept alive, and the Principal travels in the Permissions.
+func (s *Server) authenticated(ctx ssh.Context, st *connState, cm gossh.ConnMetadata, p authn.Principal) *gossh.Permissions {
+	if st != nil {
+		p.SessionID = st.id
+		st.markAuthed()
+	}
+	s.metrics.auth.WithLabelValues(p.Method, "success").Inc()
+	d := map[string]string{
+		"method": p.Method, "fingerprint": p.KeyFingerprint, "key_type": p.KeyType,
+		"source": p.SourceAddr, "login": cm.User(), "conn": p.SessionID,
+	}
+	if p.Method == authn.MethodCert {
+		d["serial"], d["key_id"] = fmt.Sprint(p.CertSerial), p.CertKeyID
+		if p.ForceCommand != "" {
+			d["force_command"] = p.ForceCommand
+		}
+	}
+	_ = s.record(ctx, store.Event{Actor: p.User, Action: "auth.success", Decision: "allow", Details: d})
+	go s.keepalive(ctx)
+	return &gossh.Permissions{Extensions: map[string]string{principalExt: p.Marshal()}}
+}
+
+// deviceFallback reports whether a key that failed public-key auth may go
+// on to a device login: only unregistered (or expired) keys, and only
+// when device logins are configured.
+func (s *Server) deviceFallback(err error) bool {
+	return s.cfg.DeviceLogin != nil && (errors.Is(err, authn.ErrUnknownKey) || errors.Is(err, authn.ErrKeyExpired))
+}
+
 // publicKeyOffered answers the query phase: would this key be accepted?
 // Nothing is bound here; see VerifiedPublicKeyCallback.
 func (s *Server) publicKeyOffered(ctx ssh.Context, key ssh.PublicKey) bool {
+	return s.keyAcceptable(ctx, key, true)
+}
+
+func (s *Server) keyAcceptable(ctx ssh.Context, key gossh.PublicKey, allowDevice bool) bool {
 	st := stateOf(ctx)
 	if st != nil {
 		st.mu.Lock()
@@ -216,13 +286,44 @@ func (s *Server) publicKeyOffered(ctx ssh.Context, key ssh.PublicKey) bool {
 			return false
 		}
 	}
+	if cert, ok := key.(*gossh.Certificate); ok {
+		return s.certAcceptable(ctx, st, cert)
+	}
 	_, _, err := s.auth.Lookup(ctx, key)
 	if err != nil && st != nil {
 		st.mu.Lock()
 		st.keyFailure = "public key " + gossh.FingerprintSHA256(key) + ": " + err.Error()
 		st.mu.Unlock()
 	}
+	if err != nil && allowDevice && s.deviceFallback(err) {
+		// Accepted for now so that the client signs: only a proven key
+		// may be bound by the device login that follows.
+		return true
+	}
 	return err == nil
+}
+
+// certAcceptable checks a certificate in the query phase, so that a
+// refused one is never signed with, and audits the refusal with its reason.
+func (s *Server) certAcceptable(ctx ssh.Context, st *connState, cert *gossh.Certificate) bool {
+	var err error
+	if s.cfg.Certificates == nil {
+		err = errors.New("certificates are not accepted here")
+	} else {
+		_, err = s.cfg.Certificates.Check(ctx, cert, ctx.User(), ctx.RemoteAddr().String())
+	}
+	if err == nil {
+		return true
+	}
+	why := err.Error() // Check's errors name the certificate (serial, key id)
+	if st != nil {
+		st.mu.Lock()
+		st.keyFailure = why
+		st.mu.Unlock()
+	}
+	_ = s.record(ctx, store.Event{Actor: ctx.User(), Action: "auth.cert.refuse", Decision: "deny", Reason: why,
+		Details: map[string]string{"serial": fmt.Sprint(cert.Serial), "key_id": cert.KeyId, "source": ctx.RemoteAddr().String(), "conn": connID(st)}})
+	return false
 }
 
 func appendUnique(list []string, v string) []string {
@@ -258,6 +359,11 @@ func (st *connState) failReason() string {
 		return "authentication method none is not accepted: a registered key is required"
 	}
 	return ""
+}
+
+// extendDeadline moves the pre-auth deadline to d from now.
+func (st *connState) extendDeadline(d time.Duration) {
+	st.deadline.Reset(d)
 }
 
 func (st *connState) markAuthed() {

@@ -54,6 +54,13 @@ type Config struct {
 	// Host is how users reach the bastion ("ssh -p 2222 localhost"), for
 	// the examples in messages.
 	Host string
+	// DeviceLogin, if set, lets people without a registered key log in
+	// with the OIDC device flow, shown in keyboard-interactive prompts;
+	// Accounts then creates their users and binds their proven keys.
+	DeviceLogin DeviceLogin
+	Accounts    Accounts
+	// Certificates, if set, accepts OpenSSH user certificates.
+	Certificates Certificates
 }
 
 func (c *Config) defaults() {

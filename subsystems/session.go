@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/anmitsu/go-shlex"
 	"github.com/charmbracelet/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
@@ -147,6 +148,18 @@ func (s *Server) handleSession(sess ssh.Session) {
 		})
 	}
 	args := sess.Command()
+	if p.ForceCommand != "" {
+		// A certificate's force-command critical option replaces whatever
+		// the client asked for, as sshd does: the CA decided what this
+		// certificate may run.
+		forced, err := shlex.Split(p.ForceCommand, true)
+		if err != nil || len(forced) == 0 {
+			fmt.Fprintf(sess.Stderr(), "bastion: the certificate's force-command %q cannot be parsed\n", p.ForceCommand)
+			_ = sess.Exit(1)
+			return
+		}
+		args = forced
+	}
 	if len(args) == 0 {
 		if s.table.shell == nil {
 			fmt.Fprintf(sess, "Hello %s. This bastion has no interactive shell yet; run `%s help` to see the commands.\n", p.User, s.cfg.Host)
@@ -194,6 +207,13 @@ func (s *Server) subsystem(sess ssh.Session) {
 	}
 	s.track(sess, true)
 	defer s.track(sess, false)
+	if p.ForceCommand != "" {
+		// force-command covers subsystems too (sftp included), as in sshd.
+		fmt.Fprintf(sess.Stderr(), "bastion: subsystem %q refused: your certificate forces the command %q\n", name, p.ForceCommand)
+		_ = s.record(ctx, store.Event{Actor: p.User, Action: "subsystem.refuse", Target: name, Decision: "deny", Reason: "certificate force-command"})
+		_ = sess.Exit(1)
+		return
+	}
 	h, ok := s.table.subsystems[name]
 	if !ok {
 		s.metrics.refused.WithLabelValues("subsystem").Inc()

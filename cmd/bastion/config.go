@@ -8,6 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sshbastion/bastion/authn"
 	"github.com/sshbastion/bastion/store"
 )
 
@@ -54,6 +55,11 @@ type Config struct {
 		UserPrefix  string `yaml:"user_prefix"`
 		GroupPrefix string `yaml:"group_prefix"`
 	} `yaml:"kube"`
+	// OIDC: device-flow logins for people without a registered key.
+	OIDC authn.OIDCConfig `yaml:"oidc"`
+	// UserCAKeys are the CAs (authorized_keys lines) whose OpenSSH user
+	// certificates log in; principals name users.
+	UserCAKeys   []string         `yaml:"user_ca_keys"`
 	DrainTimeout time.Duration    `yaml:"drain_timeout"`
 	Resources    []store.Resource `yaml:"resources"`
 }

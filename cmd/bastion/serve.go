@@ -172,18 +172,19 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 		shells,
 		sftpsub.New(sftpsub.Config{Host: host}, st, engine, sm, alog, shells, log),
 		commands.New(commands.Deps{
-			Accounts:       st,
-			Audit:          auditService{alog, st},
-			Policy:         engine,
-			Sessions:       sm,
-			Tuples:         tuples,
-			Resources:      st,
-			Models:         modelStore{st},
-			Domain:         cfg.Domain,
-			CAPublicKey:    ca.PublicKey(),
-			Records:        st,
-			SessionRecords: st,
-			Host:           host,
+			Accounts:        st,
+			Audit:           auditService{alog, st},
+			Policy:          engine,
+			Sessions:        sm,
+			Tuples:          tuples,
+			Resources:       st,
+			Models:          modelStore{st},
+			Domain:          cfg.Domain,
+			CAPublicKey:     ca.PublicKey(),
+			Records:         st,
+			SessionRecords:  st,
+			CertRevocations: st,
+			Host:            host,
 		}),
 	}
 	for _, m := range mods {
@@ -191,7 +192,7 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 			return err
 		}
 	}
-	srv, err := subsystems.New(subsystems.Config{
+	scfg := subsystems.Config{
 		HostSigners:          []gossh.Signer{hostKey},
 		PreAuthTimeout:       cfg.Auth.PreAuthTimeout,
 		MaxAuthTries:         cfg.Auth.MaxAuthTries,
@@ -203,7 +204,23 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 		KeepaliveCountMax:    cfg.Keepalive.CountMax,
 		DrainTimeout:         cfg.DrainTimeout,
 		Host:                 host,
-	}, table, &authn.PublicKeys{Store: st}, alog, log, reg)
+		Accounts:             st,
+	}
+	if cfg.OIDC.Enabled() {
+		scfg.DeviceLogin = authn.NewDeviceFlow(cfg.OIDC)
+	}
+	if len(cfg.UserCAKeys) > 0 {
+		certs := &authn.Certificates{Store: st}
+		for i, line := range cfg.UserCAKeys {
+			k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line))
+			if err != nil {
+				return fmt.Errorf("user_ca_keys[%d]: %v", i, err)
+			}
+			certs.CAs = append(certs.CAs, k)
+		}
+		scfg.Certificates = certs
+	}
+	srv, err := subsystems.New(scfg, table, &authn.PublicKeys{Store: st}, alog, log, reg)
 	if err != nil {
 		return err
 	}

@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"EventsQuery", testEventsQuery},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"Recordings", testRecordings},
+		{"CertRevocations", testCertRevocations},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

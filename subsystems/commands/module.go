@@ -63,6 +63,8 @@ type Deps struct {
 	// Records and SessionRecords serve `recordings`.
 	Records        store.Recordings
 	SessionRecords store.Sessions
+	// CertRevocations serves `certs` (revoked user-certificate serials).
+	CertRevocations CertRevocations
 	// CAPublicKey is the user CA line targets trust (`ca` prints it).
 	CAPublicKey string
 	// Domain is the tenancy root whose admins administer the bastion
@@ -114,6 +116,7 @@ func (m *Module) builders() []builder {
 		{"config", "print an ~/.ssh/config block for the bastion and your ssh Resources", newSSHConfig},
 		{"ca", "print the user CA public key that target hosts trust", newCA},
 		{"recordings", "list, replay and export shell recordings", newRecordings},
+		{"certs", "revoke user certificates, list revoked serials (admin)", newCerts},
 		{"help", "list the commands", m.newHelp},
 	}
 }

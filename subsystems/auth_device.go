@@ -1,0 +1,195 @@
+package subsystems
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/ssh"
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/oauth2"
+
+	"github.com/sshbastion/bastion/authn"
+	"github.com/sshbastion/bastion/store"
+)
+
+// DeviceLogin runs OIDC device logins (authn.DeviceFlow).
+type DeviceLogin interface {
+	Start(ctx context.Context) (*oauth2.DeviceAuthResponse, error)
+	Wait(ctx context.Context, da *oauth2.DeviceAuthResponse) (authn.Identity, error)
+	Config() authn.OIDCConfig
+}
+
+// Accounts creates users and binds keys after a device login.
+type Accounts interface {
+	GetUser(ctx context.Context, name string) (store.User, error)
+	PutUser(ctx context.Context, u store.User) error
+	PutKey(ctx context.Context, k store.Key) error
+}
+
+// maxDeviceWait bounds how long one connection may sit in a device login,
+// whatever expiry the IdP gives its codes: unauthenticated connections
+// must not be held open indefinitely.
+const maxDeviceWait = 15 * time.Minute
+
+// deviceChallenge is the keyboard-interactive step of a device login. bind
+// is the key the client proved it holds (its signature was verified before
+// partial success), or nil for a client without one: then nothing is bound.
+func (s *Server) deviceChallenge(ctx ssh.Context, st *connState, bind gossh.PublicKey) func(gossh.ConnMetadata, gossh.KeyboardInteractiveChallenge) (*gossh.Permissions, error) {
+	return func(cm gossh.ConnMetadata, ask gossh.KeyboardInteractiveChallenge) (*gossh.Permissions, error) {
+		source := cm.RemoteAddr().String()
+		if st != nil {
+			st.mu.Lock()
+			failed := st.deviceFailure
+			st.mu.Unlock()
+			if failed != "" {
+				// One device login per connection: after a denial or
+				// expiry the client's retries end at once (the reason was
+				// shown already).
+				return nil, errors.New(failed)
+			}
+		}
+		fail := func(action, why string) (*gossh.Permissions, error) {
+			if st != nil {
+				st.mu.Lock()
+				st.deviceFailure, st.failure = why, why
+				st.mu.Unlock()
+			}
+			_ = s.record(ctx, store.Event{Actor: cm.User(), Action: action, Decision: "deny", Reason: why,
+				Details: map[string]string{"source": source, "conn": connID(st)}})
+			// The instruction of an info request with no prompts is how a
+			// server can still talk to the client at this point.
+			_, _ = ask("", "bastion: "+why, nil, nil)
+			return nil, errors.New(why)
+		}
+		da, err := s.cfg.DeviceLogin.Start(ctx)
+		if err != nil {
+			msg := err.Error()
+			if errors.Is(err, authn.ErrIdPUnreachable) {
+				msg += "; log in with a registered key or certificate, or try again later"
+			}
+			return fail("oidc.device.fail", msg)
+		}
+		expires := da.Expiry
+		if expires.IsZero() || time.Until(expires) > maxDeviceWait {
+			expires = time.Now().Add(maxDeviceWait)
+		}
+		// The person needs minutes at the IdP: the pre-auth deadline moves
+		// to the code's expiry (bounded above), and only for connections
+		// that reached this step.
+		if st != nil {
+			st.extendDeadline(time.Until(expires) + 10*time.Second)
+		}
+		details := map[string]string{"source": source, "conn": connID(st), "expires": expires.UTC().Format(time.RFC3339)}
+		if bind != nil {
+			details["fingerprint"] = gossh.FingerprintSHA256(bind)
+		}
+		_ = s.record(ctx, store.Event{Actor: cm.User(), Action: "oidc.device.start", Decision: "allow", Details: details})
+
+		prompt := devicePrompt(da, bind != nil)
+		// The URL and code are in the prompt itself (not only the
+		// instruction), so that `ssh -q` still shows them.
+		if _, err := ask("bastion login", "", []string{prompt}, []bool{true}); err != nil {
+			return fail("oidc.device.fail", "the client ended the login")
+		}
+		wctx, cancel := context.WithDeadline(ctx, expires)
+		defer cancel()
+		id, err := s.cfg.DeviceLogin.Wait(wctx, da)
+		switch {
+		case errors.Is(err, authn.ErrDeviceDenied):
+			return fail("oidc.device.deny", "the login was denied at the identity provider; connection closed")
+		case errors.Is(err, authn.ErrDeviceExpired), errors.Is(err, context.DeadlineExceeded):
+			return fail("oidc.device.expire", "the login code expired before it was approved; run ssh again for a new code")
+		case err != nil:
+			return fail("oidc.device.fail", err.Error())
+		}
+		p, err := s.completeDevice(ctx, id, bind, source)
+		if err != nil {
+			return fail("oidc.device.fail", err.Error())
+		}
+		return s.authenticated(ctx, st, cm, p), nil
+	}
+}
+
+// completeDevice maps a verified identity to a user (created on first
+// login, groups refreshed from the claims) and binds the proven key.
+func (s *Server) completeDevice(ctx context.Context, id authn.Identity, bind gossh.PublicKey, source string) (authn.Principal, error) {
+	now := time.Now().UTC()
+	u, err := s.cfg.Accounts.GetUser(ctx, id.User)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		u = store.User{Name: id.User, DisplayName: id.Name, Groups: id.Groups, Source: "oidc", Created: now}
+	case err != nil:
+		return authn.Principal{}, err
+	case u.Source == "oidc":
+		u.Groups, u.DisplayName = id.Groups, id.Name
+	}
+	if err := s.cfg.Accounts.PutUser(ctx, u); err != nil {
+		return authn.Principal{}, fmt.Errorf("saving user %s: %v", u.Name, err)
+	}
+	groups := append([]string(nil), u.Groups...)
+	for _, g := range id.Groups {
+		if !contains(groups, g) {
+			groups = append(groups, g)
+		}
+	}
+	p := authn.Principal{User: u.Name, DisplayName: u.DisplayName, Groups: groups, Method: authn.MethodOIDC, AuthTime: now, SourceAddr: source}
+	ev := store.Event{Actor: u.Name, Action: "oidc.device.complete", Decision: "allow",
+		Details: map[string]string{"subject": id.Subject, "email": id.Email, "groups": strings.Join(id.Groups, ","), "source": source}}
+	if bind != nil {
+		ttl := s.cfg.DeviceLogin.Config().KeyTTL
+		k := store.Key{Fingerprint: gossh.FingerprintSHA256(bind), User: u.Name, Type: bind.Type(),
+			AuthorizedKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(bind))), Comment: "oidc device login",
+			Source: "oidc", Added: now, Expires: now.Add(ttl)}
+		if err := s.cfg.Accounts.PutKey(ctx, k); err != nil {
+			return authn.Principal{}, fmt.Errorf("binding the key: %v", err)
+		}
+		p.KeyFingerprint, p.KeyType = k.Fingerprint, k.Type
+		_ = s.record(ctx, store.Event{Actor: u.Name, Action: "oidc.key.bind", Decision: "allow",
+			Details: map[string]string{"fingerprint": k.Fingerprint, "expires": k.Expires.Format(time.RFC3339), "source": source}})
+	}
+	_ = s.record(ctx, ev)
+	return p, nil
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func connID(st *connState) string {
+	if st == nil {
+		return ""
+	}
+	return st.id
+}
+
+// devicePrompt is what the person sees: where to go, the code, a QR code
+// of the complete URL, and what happens next.
+func devicePrompt(da *oauth2.DeviceAuthResponse, binds bool) string {
+	var b strings.Builder
+	b.WriteString("\nbastion: this key is not registered; log in with your identity provider.\n\n")
+	target := da.VerificationURIComplete
+	if target == "" {
+		target = da.VerificationURI
+	}
+	if qr := qrText(target); qr != "" {
+		b.WriteString(qr)
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "  Open:  %s\n  Code:  %s\n", da.VerificationURI, da.UserCode)
+	if da.VerificationURIComplete != "" {
+		fmt.Fprintf(&b, "  (or open %s)\n", da.VerificationURIComplete)
+	}
+	if binds {
+		b.WriteString("\nAfter the login this key is remembered, so the next ssh needs no browser.\n")
+	}
+	b.WriteString("\nPress Enter once you have approved the login: ")
+	return b.String()
+}
