@@ -99,6 +99,16 @@ type CertRevocations interface {
 	ListCertRevocations(ctx context.Context) ([]CertRevocation, error)
 }
 
+// AccessRequests keeps just-in-time access requests by id.
+type AccessRequests interface {
+	PutAccessRequest(ctx context.Context, r AccessRequest) error
+	// GetAccessRequest returns the request, or ErrNotFound.
+	GetAccessRequest(ctx context.Context, id string) (AccessRequest, error)
+	// ListAccessRequests returns every request, ordered by id (ids sort by
+	// creation time).
+	ListAccessRequests(ctx context.Context) ([]AccessRequest, error)
+}
+
 // Store is everything a backend provides.
 type Store interface {
 	Users
@@ -110,6 +120,7 @@ type Store interface {
 	Recordings
 	Secrets
 	CertRevocations
+	AccessRequests
 	Close() error
 }
 

@@ -131,3 +131,24 @@ type EventFilter struct {
 	Action string // exact, or a prefix ending in "." or "*"
 	Limit  int    // newest Limit events; 0 = all
 }
+
+// AccessRequest is a just-in-time request for act on Resources. It moves
+// pending -> approved | denied, and approved -> expired | dropped.
+type AccessRequest struct {
+	ID        string        `json:"id"`
+	User      string        `json:"user"`
+	Resources []string      `json:"resources"`
+	Reason    string        `json:"reason"`
+	TTL       time.Duration `json:"ttl"`
+	State     string        `json:"state"` // pending, approved, denied, expired, dropped
+	Created   time.Time     `json:"created"`
+	// Reviewer, ReviewReason and Reviewed record the decision.
+	Reviewer     string    `json:"reviewer,omitempty"`
+	ReviewReason string    `json:"review_reason,omitempty"`
+	Reviewed     time.Time `json:"reviewed,omitempty"`
+	// Expires is when an approved grant ends (its act tuples expire).
+	Expires time.Time `json:"expires,omitempty"`
+	// Ended and EndedBy record an expiry or a drop.
+	Ended   time.Time `json:"ended,omitempty"`
+	EndedBy string    `json:"ended_by,omitempty"`
+}

@@ -55,6 +55,13 @@ type Config struct {
 		UserPrefix  string `yaml:"user_prefix"`
 		GroupPrefix string `yaml:"group_prefix"`
 	} `yaml:"kube"`
+	// Requests: just-in-time access. Grants last DefaultTTL unless asked
+	// otherwise, never more than MaxTTL or their project's cap.
+	Requests struct {
+		DefaultTTL    time.Duration            `yaml:"default_ttl"`
+		MaxTTL        time.Duration            `yaml:"max_ttl"`
+		ProjectMaxTTL map[string]time.Duration `yaml:"project_max_ttl"`
+	} `yaml:"requests"`
 	// OIDC: device-flow logins for people without a registered key.
 	OIDC authn.OIDCConfig `yaml:"oidc"`
 	// UserCAKeys are the CAs (authorized_keys lines) whose OpenSSH user

@@ -29,6 +29,7 @@ import (
 	"github.com/sshbastion/bastion/subsystems/forward"
 	"github.com/sshbastion/bastion/subsystems/hostshell"
 	"github.com/sshbastion/bastion/subsystems/kube"
+	"github.com/sshbastion/bastion/subsystems/requests"
 	"github.com/sshbastion/bastion/subsystems/sessions"
 	sftpsub "github.com/sshbastion/bastion/subsystems/sftp"
 )
@@ -166,6 +167,12 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	if err != nil {
 		return err
 	}
+	reqs := requests.New(requests.Config{Host: host, DefaultTTL: cfg.Requests.DefaultTTL, MaxTTL: cfg.Requests.MaxTTL,
+		ProjectMaxTTL: cfg.Requests.ProjectMaxTTL}, st, engine, tuples, alog, log)
+	reqCtx, stopReqs := context.WithCancel(context.Background())
+	reqDone := make(chan struct{})
+	go func() { reqs.Run(reqCtx); close(reqDone) }()
+	defer func() { stopReqs(); <-reqDone }()
 	mods := []subsystems.Module{
 		forward.New(forward.Config{DialTimeout: cfg.Forward.DialTimeout, Host: host, Kube: kubes}, st, engine, sm, alog, log),
 		kubes,
@@ -184,6 +191,7 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 			Records:         st,
 			SessionRecords:  st,
 			CertRevocations: st,
+			Requests:        reqs,
 			Host:            host,
 		}),
 	}

@@ -70,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"Recordings", testRecordings},
 		{"CertRevocations", testCertRevocations},
+		{"AccessRequests", testAccessRequests},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

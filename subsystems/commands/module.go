@@ -63,6 +63,8 @@ type Deps struct {
 	// Records and SessionRecords serve `recordings`.
 	Records        store.Recordings
 	SessionRecords store.Sessions
+	// Requests serves `request` (just-in-time access).
+	Requests Requests
 	// CertRevocations serves `certs` (revoked user-certificate serials).
 	CertRevocations CertRevocations
 	// CAPublicKey is the user CA line targets trust (`ca` prints it).
@@ -117,6 +119,7 @@ func (m *Module) builders() []builder {
 		{"ca", "print the user CA public key that target hosts trust", newCA},
 		{"recordings", "list, replay and export shell recordings", newRecordings},
 		{"certs", "revoke user certificates, list revoked serials (admin)", newCerts},
+		{"request", "just-in-time access: search, create, list, approve, deny, drop", newRequest},
 		{"help", "list the commands", m.newHelp},
 	}
 }
