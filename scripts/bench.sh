@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # `make bench`: each benchmark runs side by side with its peer in one run,
 # and the ratio is printed. Raw `go test -bench` output goes to bench.out.
-# BENCH_ONLY=p1,p2,p5,policy runs a subset.
+# BENCH_ONLY=p1,p2,p5,p6,policy runs a subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bench.out}
-only=${BENCH_ONLY:-p1,p2,p5,policy}
+only=${BENCH_ONLY:-p1,p2,p5,p6,policy}
 : > "$out"
 want() { [[ ",$only," == *",$1,"* ]]; }
 
@@ -26,6 +26,10 @@ if want p1; then
   echo "== P1: 1 GiB through ssh -L (aes128-gcm), bastion vs sshd, same client and sink"
   go test -run '^$' -bench 'BenchmarkThroughput' -benchtime 3x -timeout 30m ./e2e/ | tee -a "$out"
 fi
+if want p6; then
+  echo "== P6: kube-API GET latency through ssh -L and the bastion's kube proxy vs direct to the apiserver, same client-go code"
+  go test -run '^$' -bench 'BenchmarkKubeProxyLatency' -benchtime 1x -timeout 30m ./e2e/ | tee -a "$out"
+fi
 
 echo
 echo "| benchmark | bastion | peer | ratio | goal |"
@@ -44,6 +48,10 @@ if want p5; then
   a=$(metric BenchmarkAuditAppend events/s); b=$(metric BenchmarkRawBadgerGroupCommit events/s)
   echo "| P5 audit appends/s (durable, chained) | $a | raw badger $b | $(ratio "$a" "$b") | >= 20000/s |"
   echo "| P5 verify 1M events | $(metric BenchmarkVerify1M s/verify) s | - | - | <= 5 s |"
+fi
+if want p6; then
+  m() { metric BenchmarkKubeProxyLatency "$1"; }
+  echo "| P6 kube GET latency ms, p50 / p99 | $(m bastion_p50_ms) / $(m bastion_p99_ms) | direct $(m direct_p50_ms) / $(m direct_p99_ms) | +$(m added_p50_ms) / +$(m added_p99_ms) ms | <= 1 ms added p50, <= 3 ms p99 |"
 fi
 if want policy; then
   echo
