@@ -96,6 +96,11 @@ func newLogger(cfg Config) *slog.Logger {
 func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) error {
 	log := newLogger(cfg)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
+	}
+	// Fail closed: without a writable store there is no audit log and no
+	// session record, so the bastion must not serve at all.
+	if err := checkWritable(cfg.DataDir); err != nil {
 		return err
 	}
 	st, err := badger.Open(cfg.DataDir, badger.Options{Logger: log})
@@ -325,4 +330,22 @@ func defaultHost(listen string) string {
 		return "ssh localhost"
 	}
 	return "ssh -p " + port + " localhost"
+}
+
+// checkWritable proves the data directory takes writes, so that a
+// read-only or full filesystem is named at start instead of surfacing as
+// a store error later.
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".write-check-")
+	if err == nil {
+		_, err = f.Write([]byte("ok"))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		_ = os.Remove(f.Name())
+	}
+	if err != nil {
+		return fmt.Errorf("the data directory %s is not writable (%v): the bastion refuses to start without a durable store and audit log; fix the directory or point --data elsewhere", dir, err)
+	}
+	return nil
 }

@@ -399,3 +399,10 @@ func serial(t testing.TB) *big.Int {
 	}
 	return n
 }
+
+// StopAPIServer kills kube-apiserver (etcd keeps running), for tests of an
+// apiserver that went away.
+func (k *Kube) StopAPIServer() {
+	_ = k.server.cmd.Process.Kill()
+	<-k.server.done
+}
