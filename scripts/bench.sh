@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bench.out}
-only=${BENCH_ONLY:-p1,p2,p5,p6,policy}
+only=${BENCH_ONLY:-p1,p2,p5,p6,p7,policy}
 : > "$out"
 want() { [[ ",$only," == *",$1,"* ]]; }
 
@@ -30,6 +30,10 @@ if want p6; then
   echo "== P6: kube-API GET latency through ssh -L and the bastion's kube proxy vs direct to the apiserver, same client-go code"
   go test -run '^$' -bench 'BenchmarkKubeProxyLatency' -benchtime 1x -timeout 30m ./e2e/ | tee -a "$out"
 fi
+if want p7; then
+  echo "== P7: memory per idle session, 5000 authenticated connections with one idle session channel each, bastion vs sshd (PSS; sshd: listener + all its processes)"
+  go test -run '^$' -bench 'BenchmarkIdleSessionMemory' -benchtime 1x -timeout 30m ./e2e/ | tee -a "$out"
+fi
 
 echo
 echo "| benchmark | bastion | peer | ratio | goal |"
@@ -52,6 +56,13 @@ fi
 if want p6; then
   m() { metric BenchmarkKubeProxyLatency "$1"; }
   echo "| P6 kube GET latency ms, p50 / p99 | $(m bastion_p50_ms) / $(m bastion_p99_ms) | direct $(m direct_p50_ms) / $(m direct_p99_ms) | +$(m added_p50_ms) / +$(m added_p99_ms) ms | <= 1 ms added p50, <= 3 ms p99 |"
+fi
+if want p7; then
+  m() { metric BenchmarkIdleSessionMemory "$1"; }
+  a=$(m bastion_KiB/session); c=$(m bastion_churn_KiB/session); b=$(m sshd_KiB/session)
+  echo "| P7 KiB per idle session, PSS ($(m bastion_sessions) / $(m sshd_sessions) sessions) | $a | sshd $b | $(ratio "$a" "$b") | lower than sshd |"
+  echo "| P7 same, bastion after its first $(m bastion_sessions) closed and as many reopened | $c | sshd $b | $(ratio "$c" "$b") | lower than sshd |"
+  echo "| P7 KiB per idle session, RSS (sshd: summed over its processes) | $(m bastion_rss_KiB/session) (reopened $(m bastion_churn_rss_KiB/session)) | sshd $(m sshd_rss_KiB/session) | $(ratio "$(m bastion_rss_KiB/session)" "$(m sshd_rss_KiB/session)") | - |"
 fi
 if want policy; then
   echo
