@@ -90,7 +90,7 @@ func connectLines(host string, it Item) []howto {
 	a := parseHost(host)
 	if !it.Reachable {
 		return []howto{
-			{text: fmt.Sprintf("You cannot reach %s yet. Request access:", it.Name)},
+			{text: fmt.Sprintf("You cannot reach %s yet. Press enter to request access, or:", it.Name)},
 			{label: "Request", cmd: fmt.Sprintf(`%s request create %s --reason "..."`, host, it.Name)},
 		}
 	}

@@ -4,8 +4,11 @@
 // It lists the Resources the user may see (locked ones marked and dimmed),
 // filters them as the user types, shows the exact ssh commands that reach
 // the selected Resource through the bastion, and has a Sessions page where
-// the user can end their live sessions. It is built from bubbletea models
-// and lipgloss styles.
+// the user can end their live sessions. Enter on a locked Resource opens a
+// form that files a just-in-time access request (reason, TTL); reviewers
+// see how many requests wait for them in the header and approve or deny
+// them on the Requests page. It is built from bubbletea models and
+// lipgloss styles; text inputs are hand-rolled (field.go).
 //
 // The package knows nothing about stores, policy or the SSH server: it talks
 // to the small [Backend] interface declared here, and [Run] takes the SSH

@@ -15,6 +15,7 @@ type page int
 const (
 	pageResources page = iota
 	pageSessions
+	pageRequests
 	pageHelp
 )
 
@@ -58,6 +59,8 @@ type model struct {
 	soffset  int
 	ticking  bool
 	ticks    int
+	form     reqForm // open over the list while active
+	queue    queue
 
 	status   string
 	statusOK bool // false: status is an error
@@ -83,10 +86,12 @@ func newModel(ctx context.Context, o Options) model {
 }
 
 func (m model) Init() tea.Cmd {
-	if m.loaded {
-		return nil
+	// The pending count shows from the start and follows new requests.
+	cmds := []tea.Cmd{m.fetchPending(0), poll()}
+	if !m.loaded {
+		cmds = append(cmds, m.loadResources())
 	}
-	return m.loadResources()
+	return tea.Batch(cmds...)
 }
 
 func (m model) loadResources() tea.Cmd {
@@ -240,6 +245,10 @@ func (m model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, tea.Batch(tick(), m.loadSessions())
 		}
 		return m, tick()
+	case requestedMsg:
+		return m.requested(msg)
+	case pollMsg, pendingMsg, decidedMsg:
+		return m.requestsUpdate(msg)
 	case tea.KeyMsg:
 		return m.key(msg)
 	}
@@ -277,13 +286,21 @@ func (m model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			return m.quit(Choice{})
 		case "esc", "?", "tab", "enter", "backspace":
 			m.page = m.back
-			if m.page == pageSessions {
+			switch m.page {
+			case pageSessions:
 				return m.toSessions()
+			case pageRequests:
+				return m.toRequests()
 			}
 		}
 		return m, nil
 	case pageSessions:
 		return m.sessionsKey(k)
+	case pageRequests:
+		return m.queueKey(k)
+	}
+	if m.form.active {
+		return m.formKey(k)
 	}
 	return m.resourcesKey(k)
 }
@@ -351,6 +368,8 @@ func (m model) resourcesKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 				return m.quit(Choice{})
 			case "s":
 				return m.toSessions()
+			case "r":
+				return m.toRequests()
 			}
 		}
 		if s == "?" && !k.Paste {
@@ -370,28 +389,4 @@ func (m model) resourcesKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	m.cursor = min(max(m.cursor, 0), max(len(m.shown)-1, 0))
 	m.scroll()
 	return m, nil
-}
-
-func (m model) enter() (tea.Model, tea.Cmd) {
-	it, ok := m.selected()
-	switch {
-	case !ok:
-		return m, nil
-	case !it.Reachable:
-		m.setStatus(false, "%s is locked: request access with %s request create %s --reason \"...\"",
-			it.Name, m.hostOr(), it.Name)
-		return m, nil
-	case it.Kind == "ssh":
-		return m.quit(Choice{Open: it.Name})
-	default:
-		m.setStatus(true, "%s is a %s resource: use the forward command below", it.Name, it.Kind)
-		return m, nil
-	}
-}
-
-func (m model) hostOr() string {
-	if m.host == "" {
-		return "ssh bastion"
-	}
-	return m.host
 }

@@ -58,14 +58,24 @@ func TestFilterNarrowsTheList(t *testing.T) {
 func TestEnterOpensReachableSSHAndRefusesLocked(t *testing.T) {
 	m := newTestModel(t)
 	m = typeKeys(m, "host-2")
+	if v := m.View(); !strings.Contains(v, "ssh -p 2222 localhost request create host-2") {
+		t.Fatalf("the locked detail does not say how to request:\n%s", v)
+	}
 	m, cmd := press(m, tea.KeyEnter)
 	if m.quitting || cmd != nil {
 		t.Fatal("enter on a locked Resource quit the TUI")
 	}
-	if !strings.Contains(m.status, "ssh -p 2222 localhost request create host-2") {
-		t.Fatalf("locked status %q does not say how to request", m.status)
+	if !m.form.active || !strings.Contains(m.View(), "host-2 is locked") {
+		t.Fatalf("enter on a locked Resource did not open the request form:\n%s", m.View())
 	}
+	// esc leaves the form for the whole list, as esc on the list does.
 	m, _ = press(m, tea.KeyEsc)
+	if m.form.active || m.filter != "" {
+		t.Fatalf("esc: form %v, filter %q", m.form.active, m.filter)
+	}
+	if it, _ := m.selected(); it.Name != "host-2" {
+		t.Fatalf("esc lost the selection: %s", it.Name)
+	}
 	m = typeKeys(m, "host-1")
 	m, cmd = press(m, tea.KeyEnter)
 	if !m.quitting || m.choice.Open != "host-1" || cmd == nil {

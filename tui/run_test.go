@@ -12,6 +12,55 @@ import (
 type fakeBackend struct {
 	mu     sync.Mutex
 	killed []string
+
+	pending   []Request
+	requested []filed // RequestAccess calls
+	decided   []decision
+	refuse    error // what RequestAccess and Decide answer when set
+}
+
+type filed struct {
+	resource, reason string
+	ttl              time.Duration
+}
+
+type decision struct {
+	id      string
+	approve bool
+	reason  string
+}
+
+func (f *fakeBackend) RequestAccess(_ context.Context, resource, reason string, ttl time.Duration) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refuse != nil {
+		return "", f.refuse
+	}
+	f.requested = append(f.requested, filed{resource, reason, ttl})
+	return "r-test1", nil
+}
+
+func (f *fakeBackend) Pending(context.Context) ([]Request, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Request(nil), f.pending...), nil
+}
+
+func (f *fakeBackend) Decide(_ context.Context, id string, approve bool, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refuse != nil {
+		return f.refuse
+	}
+	f.decided = append(f.decided, decision{id, approve, reason})
+	var rest []Request
+	for _, r := range f.pending {
+		if r.ID != id {
+			rest = append(rest, r)
+		}
+	}
+	f.pending = rest
+	return nil
 }
 
 func (f *fakeBackend) Resources(context.Context) ([]Item, error) { return sample, nil }

@@ -19,6 +19,7 @@ type styles struct {
 	colHead, selected, locked     lipgloss.Style
 	lockedSel, rule, label, cmd   lipgloss.Style
 	dim, status, errText, key     lipgloss.Style
+	pending                       lipgloss.Style // the header's "N pending"
 }
 
 // envLookup returns the last value of key in env.
@@ -87,6 +88,7 @@ func newStyles(out io.Writer, env []string) styles {
 	s.status = ns().Foreground(lipgloss.Color("214"))
 	s.errText = ns().Bold(true).Foreground(lipgloss.Color("203"))
 	s.key = ns().Bold(true).Foreground(lipgloss.Color("252"))
+	s.pending = ns().Bold(true).Foreground(lipgloss.Color("214")).Background(accent)
 	return s
 }
 

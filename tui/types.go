@@ -15,6 +15,25 @@ type Backend interface {
 	Sessions(ctx context.Context) ([]Session, error)
 	// Kill ends one of the user's sessions.
 	Kill(ctx context.Context, id string) error
+
+	// RequestAccess files a just-in-time request for act on resource and
+	// returns its id; a refusal's error says why.
+	RequestAccess(ctx context.Context, resource, reason string, ttl time.Duration) (id string, err error)
+	// Pending returns the pending requests of others that the user may
+	// decide, never the user's own.
+	Pending(ctx context.Context) ([]Request, error)
+	// Decide approves or denies a pending request, with an optional
+	// reason; a refusal's error says why.
+	Decide(ctx context.Context, id string, approve bool, reason string) error
+}
+
+// Request is a pending access request as the reviewer's queue shows it.
+type Request struct {
+	ID, User  string
+	Resources []string
+	Reason    string
+	TTL       time.Duration // what the requester asked for
+	Created   time.Time
 }
 
 // Item is one Resource as the TUI shows it.

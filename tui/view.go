@@ -35,10 +35,16 @@ func (m model) View() string {
 	switch m.page {
 	case pageSessions:
 		lines = m.sessionsView()
+	case pageRequests:
+		lines = m.queueView()
 	case pageHelp:
 		lines = m.helpView()
 	default:
-		lines = m.resourcesView()
+		if m.form.active {
+			lines = m.formView()
+		} else {
+			lines = m.resourcesView()
+		}
 	}
 	if len(lines) > m.height {
 		lines = lines[:m.height]
@@ -49,18 +55,22 @@ func (m model) View() string {
 	return strings.Join(lines, "\n")
 }
 
-// header is the top bar: the bastion, the user and the pages.
+// header is the top bar: the bastion, the user, how many requests wait
+// for their review, and the pages.
 func (m model) header() string {
 	st := m.st
 	left := st.header.Render(" bastion ")
 	if m.user != "" {
 		left += st.headerDim.Render(" " + m.user + " ")
 	}
+	if n := len(m.queue.items); n > 0 {
+		left += st.pending.Render(fmt.Sprintf(" %d pending ", n))
+	}
 	var tabs string
 	for _, t := range []struct {
 		name string
 		p    page
-	}{{"Resources", pageResources}, {"Sessions", pageSessions}, {"Help", pageHelp}} {
+	}{{"Resources", pageResources}, {"Sessions", pageSessions}, {"Requests", pageRequests}, {"Help", pageHelp}} {
 		if t.p == m.page {
 			tabs += st.tabOn.Render("[" + t.name + "]")
 		} else {
@@ -149,7 +159,7 @@ func (m model) resourcesView() []string {
 		lines = append(lines, "")
 	}
 	lines = append(lines, m.detailView()...)
-	return append(lines, m.footer("up/down move · type to filter · enter open · tab sessions · ? help · q quit"))
+	return append(lines, m.footer("type to filter · enter open · tab sessions · r requests · ? help · q quit"))
 }
 
 // detailView is the pane under the list: what the selected Resource is and
@@ -211,15 +221,19 @@ func (m model) helpView() []string {
 		k("type", "filter by name, kind, project or label"),
 		k("backspace / esc", "edit / clear the filter (ctrl-u clears, ctrl-w a word)"),
 		k("up/down ctrl-p/n", "move (pgup, pgdown, home, end)"),
-		k("enter", "open a shell on an ssh Resource; locked: how to request"),
+		k("enter", "open a shell on an ssh Resource; locked: request access"),
 		k("ctrl-r", "reload the Resources"),
-		k("tab, s", "Sessions page (s when the filter is empty)"),
+		k("tab, s / r", "Sessions / Requests to review (s, r: empty filter)"),
 		"",
 		" Sessions",
 		k("up/down ctrl-p/n", "move"),
 		k("k, x", "end the selected session"),
 		k("r", "refresh"),
 		k("tab, esc", "back to the Resources"),
+		"",
+		" Requests to review",
+		k("a, d", "approve, deny the selected one (asks an optional reason)"),
+		k("r", "refresh; the header counts what is pending"),
 		"",
 		k("?", "this help; esc goes back"),
 		k("q, ctrl-c", "quit (q only when the filter is empty)"),

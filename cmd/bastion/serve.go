@@ -177,6 +177,7 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	reqCtx, stopReqs := context.WithCancel(context.Background())
 	reqDone := make(chan struct{})
 	go func() { reqs.Run(reqCtx); close(reqDone) }()
+	shells.SetRequests(reqs)
 	defer func() { stopReqs(); <-reqDone }()
 	mods := []subsystems.Module{
 		forward.New(forward.Config{DialTimeout: cfg.Forward.DialTimeout, Host: host, Kube: kubes}, st, engine, sm, alog, log),

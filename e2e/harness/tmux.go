@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -93,6 +94,15 @@ func (p *Pane) WaitFor(what string, limit time.Duration, ok func(screen string) 
 func (p *Pane) WaitText(limit time.Duration, subs ...string) string {
 	p.t.Helper()
 	return p.WaitFor(fmt.Sprintf("%q", subs), limit, func(s string) bool { return Contains(s, subs...) })
+}
+
+// WaitMatch waits until re matches the screen and returns the match and
+// its submatches.
+func (p *Pane) WaitMatch(limit time.Duration, re *regexp.Regexp) []string {
+	p.t.Helper()
+	var m []string
+	p.WaitFor(re.String(), limit, func(s string) bool { m = re.FindStringSubmatch(s); return m != nil })
+	return m
 }
 
 // ExitCode waits for the command to end and returns its exit status.

@@ -4,5 +4,7 @@
 // user CA (targets trust it through TrustedUserCAKeys), passes the PTY,
 // window changes, signals and the exit status through, and runs each shell
 // inside a session, so TTL, idle timeout, revocation and policy changes cut
-// it like a forward.
+// it like a forward. It also runs the front door (`ssh bastion` with a
+// terminal): the tui resource picker, from which users open shells, file
+// access requests for locked Resources and, as reviewers, decide them.
 package hostshell

@@ -57,6 +57,7 @@ type Module struct {
 	hostKeys  store.Secrets
 	records   store.Recordings
 	log       *slog.Logger
+	requests  Requests // nil: access requests are off; see SetRequests
 }
 
 // New returns the module.
