@@ -1,7 +1,6 @@
 package subsystems
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -50,11 +49,6 @@ type connState struct {
 	deviceFailure string
 }
 
-// Certificates checks OpenSSH user certificates (authn.Certificates).
-type Certificates interface {
-	Check(ctx context.Context, cert *gossh.Certificate, login, remoteAddr string) (authn.Principal, error)
-}
-
 func newID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -79,7 +73,7 @@ func (s *Server) onConnect(ctx ssh.Context, c net.Conn) net.Conn {
 	s.metrics.active.Inc()
 	st := &connState{id: newID(), source: source}
 	st.release = func() { s.startups.release(source) }
-	wc := &trackedConn{Conn: c, s: s, st: st, br: bufio.NewReaderSize(c, readBufferSize)}
+	wc := &trackedConn{Conn: c, s: s, st: st, br: &bulkReader{r: c}}
 	st.conn = wc
 	ctx.SetValue(stateKey{}, st)
 	// The pre-auth deadline exists so that connections which never
@@ -110,13 +104,8 @@ type trackedConn struct {
 	s    *Server
 	st   *connState
 	once sync.Once
-	br   *bufio.Reader
+	br   *bulkReader
 }
-
-// readBufferSize lets one read syscall bring in several SSH packets
-// (x/crypto reads through a 4 KiB buffer of its own): bulk forwards spend
-// most of their time in syscalls otherwise.
-const readBufferSize = 256 << 10
 
 func (c *trackedConn) Read(p []byte) (int, error) { return c.br.Read(p) }
 
@@ -301,29 +290,6 @@ func (s *Server) keyAcceptable(ctx ssh.Context, key gossh.PublicKey, allowDevice
 		return true
 	}
 	return err == nil
-}
-
-// certAcceptable checks a certificate in the query phase, so that a
-// refused one is never signed with, and audits the refusal with its reason.
-func (s *Server) certAcceptable(ctx ssh.Context, st *connState, cert *gossh.Certificate) bool {
-	var err error
-	if s.cfg.Certificates == nil {
-		err = errors.New("certificates are not accepted here")
-	} else {
-		_, err = s.cfg.Certificates.Check(ctx, cert, ctx.User(), ctx.RemoteAddr().String())
-	}
-	if err == nil {
-		return true
-	}
-	why := err.Error() // Check's errors name the certificate (serial, key id)
-	if st != nil {
-		st.mu.Lock()
-		st.keyFailure = why
-		st.mu.Unlock()
-	}
-	_ = s.record(ctx, store.Event{Actor: ctx.User(), Action: "auth.cert.refuse", Decision: "deny", Reason: why,
-		Details: map[string]string{"serial": fmt.Sprint(cert.Serial), "key_id": cert.KeyId, "source": ctx.RemoteAddr().String(), "conn": connID(st)}})
-	return false
 }
 
 func appendUnique(list []string, v string) []string {
