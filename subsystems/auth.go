@@ -47,6 +47,7 @@ type connState struct {
 	// device login binds it (and nothing else).
 	proven        gossh.PublicKey
 	deviceFailure string
+	deviceLogin   bool // device logins are configured
 }
 
 func newID() string {
@@ -71,7 +72,7 @@ func (s *Server) onConnect(ctx ssh.Context, c net.Conn) net.Conn {
 		return nil // charmbracelet/ssh closes it
 	}
 	s.metrics.active.Inc()
-	st := &connState{id: newID(), source: source}
+	st := &connState{id: newID(), source: source, deviceLogin: s.cfg.DeviceLogin != nil}
 	st.release = func() { s.startups.release(source) }
 	wc := &trackedConn{Conn: c, s: s, st: st, br: &bulkReader{r: c}}
 	st.conn = wc
@@ -317,6 +318,9 @@ func (st *connState) failReason() string {
 		return st.keyFailure
 	}
 	for _, m := range st.methods {
+		if m == "keyboard-interactive" && st.deviceLogin {
+			return "the device login (keyboard-interactive) was not completed"
+		}
 		if m != "none" && m != "publickey" {
 			return "authentication method " + m + " is not accepted (publickey only)"
 		}
