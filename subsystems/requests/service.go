@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -168,6 +169,22 @@ func (s *Service) Create(ctx context.Context, p authn.Principal, names []string,
 		}
 		res = append(res, r.Name)
 	}
+	// One pending request per user and Resource: a second one would only
+	// split the reviewers' attention.
+	all, err := s.st.ListAccessRequests(ctx)
+	if err != nil {
+		return store.AccessRequest{}, err
+	}
+	for _, old := range all {
+		if old.User != p.User || old.State != Pending {
+			continue
+		}
+		for _, n := range old.Resources {
+			if slices.Contains(res, n) {
+				return store.AccessRequest{}, fmt.Errorf("you already have a pending request for %s: %s; wait for a reviewer (%s request show %s)", n, old.ID, s.cfg.Host, old.ID)
+			}
+		}
+	}
 	now := s.now().UTC()
 	r := store.AccessRequest{ID: newID(now), User: p.User, Resources: res, Reason: reason, TTL: ttl, State: Pending, Created: now}
 	if err := s.st.PutAccessRequest(ctx, r); err != nil {
@@ -268,8 +285,26 @@ func (s *Service) Wait(ctx context.Context, id string) (store.AccessRequest, err
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			s.forget(id, ch)
 			return r, ctx.Err()
 		case <-time.After(5 * time.Second): // also notices decisions made elsewhere
+			s.forget(id, ch)
 		}
+	}
+}
+
+// forget removes a waiter that stopped waiting.
+func (s *Service) forget(id string, ch chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ws := s.waiters[id]
+	for i, w := range ws {
+		if w == ch {
+			s.waiters[id] = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(s.waiters[id]) == 0 {
+		delete(s.waiters, id)
 	}
 }

@@ -112,6 +112,9 @@ func TestApproveCapsTTLExpiresAndDrops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.Create(ctx, alice, []string{"host-1"}, "again", 0); err == nil || !strings.Contains(err.Error(), "already have a pending request for host-1: "+r.ID) {
+		t.Fatalf("a second pending request: %v", err)
+	}
 	if _, err := s.Approve(ctx, alice, r.ID, ""); err == nil || !strings.Contains(err.Error(), "your own request") {
 		t.Fatalf("self-approval: %v", err)
 	}
