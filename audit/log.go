@@ -104,43 +104,13 @@ func New(st store.AuditLog, opts Options) (*Log, error) {
 // nil only once the event is durably stored. If ctx ends first, Append
 // returns ctx.Err() and the event may or may not be recorded.
 func (l *Log) Append(ctx context.Context, e store.Event) (store.Event, error) {
-	// Every check that could fail the store write is made here, per
-	// event: in the writer, one bad event would fail its whole batch.
-	if e.Action == "" {
-		// Queries and reviews select on the action; an event without
-		// one would be invisible to them.
-		return store.Event{}, errors.New("audit: event without action")
+	p, err := l.prepare(e)
+	if err != nil {
+		return store.Event{}, err
 	}
-	if e.Time.IsZero() {
-		e.Time = l.clock()
+	if err := l.submit(ctx, p); err != nil {
+		return store.Event{}, err
 	}
-	e.Time = e.Time.UTC()
-	if y := e.Time.Year(); y < 0 || y > 9999 {
-		// Not representable in RFC 3339, so not storable.
-		return store.Event{}, fmt.Errorf("audit: event time %v out of range", e.Time)
-	}
-	size := eventSize(e)
-	if size > MaxEventSize {
-		return store.Event{}, fmt.Errorf("audit: event of %d bytes exceeds %d", size, MaxEventSize)
-	}
-	// Own the map: the caller could change it before the writer hashes it.
-	e.Details = maps.Clone(e.Details)
-	e.Seq, e.PrevHash, e.Hash = 0, "", ""
-	p := &pending{ev: e, size: size, result: make(chan error, 1)}
-
-	l.mu.RLock()
-	if l.closed {
-		l.mu.RUnlock()
-		return store.Event{}, ErrClosed
-	}
-	select {
-	case l.reqs <- p:
-	case <-ctx.Done():
-		l.mu.RUnlock()
-		return store.Event{}, ctx.Err()
-	}
-	l.mu.RUnlock()
-
 	select {
 	case err := <-p.result:
 		if err != nil {
@@ -149,6 +119,78 @@ func (l *Log) Append(ctx context.Context, e store.Event) (store.Event, error) {
 		return p.ev, nil
 	case <-ctx.Done():
 		return store.Event{}, ctx.Err()
+	}
+}
+
+// AppendAll records events in their order and returns once every one is
+// durable (or the first error). Handed over together, they are committed
+// in as few batches as the writer can: one sync for many events.
+func (l *Log) AppendAll(ctx context.Context, events []store.Event) error {
+	ps := make([]*pending, 0, len(events))
+	for _, e := range events {
+		p, err := l.prepare(e)
+		if err != nil {
+			return err
+		}
+		ps = append(ps, p)
+	}
+	for _, p := range ps {
+		if err := l.submit(ctx, p); err != nil {
+			return err
+		}
+	}
+	for _, p := range ps {
+		select {
+		case err := <-p.result:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// prepare validates e and makes its pending entry.
+func (l *Log) prepare(e store.Event) (*pending, error) {
+	// Every check that could fail the store write is made here, per
+	// event: in the writer, one bad event would fail its whole batch.
+	if e.Action == "" {
+		// Queries and reviews select on the action; an event without
+		// one would be invisible to them.
+		return nil, errors.New("audit: event without action")
+	}
+	if e.Time.IsZero() {
+		e.Time = l.clock()
+	}
+	e.Time = e.Time.UTC()
+	if y := e.Time.Year(); y < 0 || y > 9999 {
+		// Not representable in RFC 3339, so not storable.
+		return nil, fmt.Errorf("audit: event time %v out of range", e.Time)
+	}
+	size := eventSize(e)
+	if size > MaxEventSize {
+		return nil, fmt.Errorf("audit: event of %d bytes exceeds %d", size, MaxEventSize)
+	}
+	// Own the map: the caller could change it before the writer hashes it.
+	e.Details = maps.Clone(e.Details)
+	e.Seq, e.PrevHash, e.Hash = 0, "", ""
+	return &pending{ev: e, size: size, result: make(chan error, 1)}, nil
+}
+
+// submit hands p to the writer, in call order.
+func (l *Log) submit(ctx context.Context, p *pending) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return ErrClosed
+	}
+	select {
+	case l.reqs <- p:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

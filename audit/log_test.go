@@ -336,3 +336,33 @@ func TestUnstorableEventsAreRefusedAlone(t *testing.T) {
 		t.Fatalf("%d good events stored, want 20", good.Load())
 	}
 }
+
+// AppendAll keeps the order it was given, chains like Append, and refuses
+// the whole call (storing nothing) when one event is invalid.
+func TestAppendAllKeepsOrder(t *testing.T) {
+	st := memStore(t)
+	l := newLog(t, st, audit.Options{})
+	var evs []store.Event
+	for i := 0; i < 50; i++ {
+		evs = append(evs, store.Event{Actor: "alice", Action: "kube.request", Details: map[string]string{"i": fmt.Sprint(i)}})
+	}
+	if err := l.AppendAll(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AppendAll(ctx, []store.Event{{Action: "ok"}, {Actor: "no action"}}); err == nil {
+		t.Fatal("a batch with an invalid event was accepted")
+	}
+	got, err := l.Query(ctx, store.EventFilter{Action: "kube.request"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 50 {
+		t.Fatalf("%d events stored, want 50", len(got))
+	}
+	for i, e := range got {
+		if e.Details["i"] != fmt.Sprint(i) {
+			t.Fatalf("event %d holds i=%s: order lost", i, e.Details["i"])
+		}
+	}
+	mustVerify(t, st, 50)
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/sshbastion/bastion/k8s"
 	"github.com/sshbastion/bastion/store"
@@ -111,12 +112,45 @@ func (m *Module) Close() error {
 	return err
 }
 
+// eventLinger is how long the writer waits for more kube.request events
+// before committing what it has: kubectl sends bursts, and one durable
+// commit for a burst costs far less than one per request.
+const eventLinger = 20 * time.Millisecond
+
+// batchAuditor is implemented by audit.Log: events appended together in
+// order, committed with as few syncs as possible.
+type batchAuditor interface {
+	AppendAll(ctx context.Context, events []store.Event) error
+}
+
 // writeEvents appends kube.request events off the request path, in order:
 // a request's latency must not include an fsync. Nothing is dropped; a
 // full queue slows requests down instead.
 func (m *Module) writeEvents() {
 	defer close(m.flushed)
+	batcher, _ := m.audit.(batchAuditor)
 	for e := range m.events {
+		batch := []store.Event{e}
+		if batcher != nil {
+			t := time.NewTimer(eventLinger)
+		collect:
+			for len(batch) < 256 {
+				select {
+				case e2, ok := <-m.events:
+					if !ok {
+						break collect
+					}
+					batch = append(batch, e2)
+				case <-t.C:
+					break collect
+				}
+			}
+			t.Stop()
+			if err := batcher.AppendAll(context.Background(), batch); err != nil {
+				m.log.Error("audit kube.request", "events", len(batch), "err", err)
+			}
+			continue
+		}
 		if _, err := m.audit.Append(context.Background(), e); err != nil {
 			m.log.Error("audit kube.request", "err", err)
 		}
