@@ -152,6 +152,8 @@ func (c *Certificates) Check(ctx context.Context, cert *ssh.Certificate, login, 
 		CertSerial:     cert.Serial,
 		CertKeyID:      cert.KeyId,
 		ForceCommand:   cert.CriticalOptions[OptForceCommand],
+		// Extensions grant; a missing one withholds, as sshd reads them.
+		NoPortForwarding: !hasExtension(cert, "permit-port-forwarding"),
 	}, nil
 }
 
@@ -313,4 +315,9 @@ func parseSourceEntry(entry string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("entry %q has host bits set (did you mean %s?)", entry, p.Masked())
 	}
 	return p, nil
+}
+
+func hasExtension(cert *ssh.Certificate, name string) bool {
+	_, ok := cert.Extensions[name]
+	return ok
 }

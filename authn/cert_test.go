@@ -135,9 +135,16 @@ func TestCertAccepted(t *testing.T) {
 	}
 	want := Principal{User: "alice", DisplayName: "Alice", Groups: []string{"ops"}, Method: MethodCert, AuthTime: certNow,
 		KeyFingerprint: ssh.FingerprintSHA256(f.userKey.PublicKey()), KeyType: ssh.CertAlgoED25519v01,
-		SourceAddr: "10.0.0.5:50022", CertSerial: 42, CertKeyID: "alice-laptop"}
+		SourceAddr: "10.0.0.5:50022", CertSerial: 42, CertKeyID: "alice-laptop",
+		NoPortForwarding: true} // this certificate has no extensions
 	if p.Marshal() != want.Marshal() {
 		t.Fatalf("principal\n got  %s\n want %s", p.Marshal(), want.Marshal())
+	}
+	c = f.cert(t, nil, func(c *ssh.Certificate) {
+		c.Extensions = map[string]string{"permit-port-forwarding": ""}
+	})
+	if p, err = f.auth.Check(ctx, c, "root", "10.0.0.5:50022"); err != nil || p.NoPortForwarding {
+		t.Fatalf("permit-port-forwarding: %v, NoPortForwarding=%v", err, p.NoPortForwarding)
 	}
 
 	// No end of validity.

@@ -32,6 +32,10 @@ type Principal struct {
 	CertSerial   uint64 `json:"cert_serial,omitempty"`
 	CertKeyID    string `json:"cert_key_id,omitempty"`
 	ForceCommand string `json:"force_command,omitempty"`
+	// NoPortForwarding is set for a certificate without the
+	// permit-port-forwarding extension: as with sshd, its holder may not
+	// open forwards (ssh -L, -W, -J, kube tunnels).
+	NoPortForwarding bool `json:"no_port_forwarding,omitempty"`
 }
 
 // Subject is the principal as a ReBAC subject, "user:<name>".

@@ -50,6 +50,19 @@ func TestUserCertificates(t *testing.T) {
 		t.Fatalf("force-command=whoami did not replace `help`:\n%s", r.Stdout)
 	}
 
+	// A certificate without permit-port-forwarding may not forward; the
+	// default (ssh-keygen grants it) may.
+	userCert(t, ca, k, "105", "-n", "carol", "-V", "-5m:+1h", "-O", "no-port-forwarding")
+	r = b.SSHRun(harness.Run{Key: &k, Flags: []string{"-W", "anything:22"}, Options: []string{"LogLevel=INFO"}})
+	if r.Code == 0 || !strings.Contains(r.Stderr, "does not permit port forwarding") {
+		t.Fatalf("-W with a no-port-forwarding certificate: exit %d\n%s", r.Code, r.Stderr)
+	}
+	userCert(t, ca, k, "106", "-n", "carol", "-V", "-5m:+1h")
+	r = b.SSHRun(harness.Run{Key: &k, Flags: []string{"-W", "anything:22"}, Options: []string{"LogLevel=INFO"}})
+	if strings.Contains(r.Stderr, "does not permit port forwarding") || !strings.Contains(r.Stderr, "is not a Resource") {
+		t.Fatalf("-W with a default certificate: exit %d\n%s", r.Code, r.Stderr)
+	}
+
 	// Refusals, each audited with its reason.
 	cases := []struct {
 		serial, why string

@@ -96,6 +96,14 @@ func (m *Module) serve(ctx context.Context, _ *gossh.ServerConn, nc gossh.NewCha
 		return
 	}
 	target := net.JoinHostPort(req.Host, strconv.Itoa(int(req.Port)))
+	if p.NoPortForwarding {
+		// The certificate this user logged in with withholds
+		// permit-port-forwarding; its CA decided, as sshd would honour.
+		_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "forward.deny", Decision: "deny", Reason: "certificate without permit-port-forwarding",
+			Details: map[string]string{"target": target, "source": p.SourceAddr, "conn": p.SessionID}})
+		_ = nc.Reject(gossh.Prohibited, fmt.Sprintf("forward to %s refused: your certificate (serial %d) does not permit port forwarding", target, p.CertSerial))
+		return
+	}
 	deny := func(reason string, ev store.Event) {
 		ev.Actor, ev.Action, ev.Decision, ev.Reason = p.User, "forward.deny", "deny", reason
 		if ev.Details == nil {
