@@ -27,9 +27,7 @@ func kubeSetup(t *testing.T) *kubeEnv {
 	t.Helper()
 	k := harness.StartKube(t)
 	b, alice, bob := withBob(t)
-	carol := harness.NewKey(t, t.TempDir(), "carol")
-	mustOK(t, b.SSH(alice, "users", "add", "carol"), "users add carol")
-	mustOK(t, b.SSHRun(harness.Run{Key: &alice, Args: []string{"keys", "add", "carol"}, Stdin: carol.Public}), "keys add carol")
+	carol := addUser(t, b, alice, "carol")
 	mustOK(t, b.SSH(alice, "resources", "add", "prod", "--kind", "kube", "--address", k.URL,
 		"--kubeconfig", k.ImpersonatorKubeconfig, "--kube-group", "act=bastion:prod-users"), "resources add prod")
 	mustOK(t, b.SSH(alice, "tuples", "add", "resource:prod#act@user:bob"), "grant bob")

@@ -13,10 +13,24 @@ import (
 func withBob(t *testing.T) (*harness.Bastion, harness.Key, harness.Key) {
 	t.Helper()
 	b, alice := admin(t, "")
-	bob := harness.NewKey(t, t.TempDir(), "bob")
-	mustOK(t, b.SSH(alice, "users", "add", "bob"), "users add bob")
-	mustOK(t, b.SSHRun(harness.Run{Key: &alice, Args: []string{"keys", "add", "bob"}, Stdin: bob.Public}), "keys add bob")
-	return b, alice, bob
+	return b, alice, addUser(t, b, alice, "bob")
+}
+
+// addUser has admin register user name with a fresh key, and returns it.
+func addUser(t *testing.T, b *harness.Bastion, admin harness.Key, name string) harness.Key {
+	t.Helper()
+	k := harness.NewKey(t, t.TempDir(), name)
+	mustOK(t, b.SSH(admin, "users", "add", name), "users add "+name)
+	mustOK(t, b.SSHRun(harness.Run{Key: &admin, Args: []string{"keys", "add", name}, Stdin: k.Public}), "keys add "+name)
+	return k
+}
+
+// rootBastion starts a bastion whose admin is root, so that tests may use
+// alice, bob and carol as ordinary users.
+func rootBastion(t *testing.T) (*harness.Bastion, harness.Key) {
+	t.Helper()
+	root := harness.NewKey(t, t.TempDir(), "root")
+	return harness.Start(t, harness.Options{Admin: "root", AdminKeys: []harness.Key{root}}), root
 }
 
 func TestCheckExplainsTheGrantingPath(t *testing.T) {

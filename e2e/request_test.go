@@ -24,17 +24,8 @@ type requestEnv struct {
 
 func requestSetup(t *testing.T) *requestEnv {
 	t.Helper()
-	root := harness.NewKey(t, t.TempDir(), "root")
-	b := harness.Start(t, harness.Options{Admin: "root", AdminKeys: []harness.Key{root}})
-	e := &requestEnv{b: b, root: root}
-	for _, u := range []struct {
-		name string
-		key  *harness.Key
-	}{{"alice", &e.alice}, {"bob", &e.bob}, {"carol", &e.carol}} {
-		*u.key = harness.NewKey(t, t.TempDir(), u.name)
-		mustOK(t, b.SSH(root, "users", "add", u.name), "users add "+u.name)
-		mustOK(t, b.SSHRun(harness.Run{Key: &root, Args: []string{"keys", "add", u.name}, Stdin: u.key.Public}), "keys add "+u.name)
-	}
+	b, root := rootBastion(t)
+	e := &requestEnv{b: b, root: root, alice: addUser(t, b, root, "alice"), bob: addUser(t, b, root, "bob"), carol: addUser(t, b, root, "carol")}
 	sshd := harness.StartSSHD(t, harness.SSHDOptions{AuthorizedKeys: []string{e.alice.Public}})
 	mustOK(t, b.SSH(root, "resources", "add", "host-1", "--kind", "ssh", "--address", sshd.Addr, "--project", "payments"), "resources add host-1")
 	mustOK(t, b.SSH(root, "resources", "add", "vault", "--kind", "tcp", "--address", "127.0.0.1:1", "--project", "secrets"), "resources add vault")

@@ -22,14 +22,8 @@ func tuiPane(t *testing.T, b *harness.Bastion, k harness.Key) *harness.Pane {
 // from a locked Resource, bob sees it counted, opens his queue and
 // approves it, and host-2 unlocks for alice.
 func TestTUIRequestFiledAndApproved(t *testing.T) {
-	root := harness.NewKey(t, t.TempDir(), "root")
-	b := harness.Start(t, harness.Options{Admin: "root", AdminKeys: []harness.Key{root}})
-	alice := harness.NewKey(t, t.TempDir(), "alice")
-	bob := harness.NewKey(t, t.TempDir(), "bob")
-	for name, k := range map[string]harness.Key{"alice": alice, "bob": bob} {
-		mustOK(t, b.SSH(root, "users", "add", name), "users add "+name)
-		mustOK(t, b.SSHRun(harness.Run{Key: &root, Args: []string{"keys", "add", name}, Stdin: k.Public}), "keys add "+name)
-	}
+	b, root := rootBastion(t)
+	alice, bob := addUser(t, b, root, "alice"), addUser(t, b, root, "bob")
 	mustOK(t, b.SSH(root, "resources", "add", "host-2", "--kind", "ssh", "--address", "127.0.0.1:1", "--project", "payments"), "resources add host-2")
 	mustOK(t, b.SSH(root, "tuples", "add", "project:payments#member@user:alice", "project:payments#reviewer@user:bob"), "tuples add")
 
@@ -106,14 +100,8 @@ func TestTUIRequestFiledAndApproved(t *testing.T) {
 // A reviewer never sees their own request in the queue; another reviewer
 // denies it from hers, with a reason the requester can read.
 func TestTUIRequestDeniedFromTheQueue(t *testing.T) {
-	root := harness.NewKey(t, t.TempDir(), "root")
-	b := harness.Start(t, harness.Options{Admin: "root", AdminKeys: []harness.Key{root}})
-	bob := harness.NewKey(t, t.TempDir(), "bob")
-	carol := harness.NewKey(t, t.TempDir(), "carol")
-	for name, k := range map[string]harness.Key{"bob": bob, "carol": carol} {
-		mustOK(t, b.SSH(root, "users", "add", name), "users add "+name)
-		mustOK(t, b.SSHRun(harness.Run{Key: &root, Args: []string{"keys", "add", name}, Stdin: k.Public}), "keys add "+name)
-	}
+	b, root := rootBastion(t)
+	bob, carol := addUser(t, b, root, "bob"), addUser(t, b, root, "carol")
 	mustOK(t, b.SSH(root, "resources", "add", "host-2", "--kind", "ssh", "--address", "127.0.0.1:1", "--project", "payments"), "resources add host-2")
 	mustOK(t, b.SSH(root, "tuples", "add", "project:payments#reviewer@user:bob", "project:payments#member@user:bob",
 		"project:payments#reviewer@user:carol", "project:payments#member@user:carol"), "tuples add")

@@ -131,9 +131,7 @@ func (s *Server) completeDevice(ctx context.Context, id authn.Identity, bind gos
 	}
 	groups := append([]string(nil), u.Groups...)
 	for _, g := range id.Groups {
-		if !contains(groups, g) {
-			groups = append(groups, g)
-		}
+		groups = appendUnique(groups, g)
 	}
 	p := authn.Principal{User: u.Name, DisplayName: u.DisplayName, Groups: groups, Method: authn.MethodOIDC, AuthTime: now, SourceAddr: source}
 	ev := store.Event{Actor: u.Name, Action: "oidc.device.complete", Decision: "allow",
@@ -152,15 +150,6 @@ func (s *Server) completeDevice(ctx context.Context, id authn.Identity, bind gos
 	}
 	_ = s.record(ctx, ev)
 	return p, nil
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func connID(st *connState) string {

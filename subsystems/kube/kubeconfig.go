@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/charmbracelet/ssh"
@@ -74,7 +73,7 @@ func (m *Module) issue(ctx context.Context, p authn.Principal, name string, port
 	if _, err := m.upstream(r); err != nil {
 		return fmt.Errorf("%s is not usable: %v; an admin must fix the Resource", r.Name, err)
 	}
-	g := &grant{p: p, r: r, port: port}
+	g := &grant{p: p, r: r}
 	live, err := m.sessions.Open(ctx, sessions.Request{Principal: p, Resource: r, Kind: "kube", Target: "kubeconfig", Closer: g.end})
 	if err != nil {
 		return fmt.Errorf("cannot open a session: %v", err)
@@ -101,6 +100,6 @@ func (m *Module) issue(ctx context.Context, p authn.Principal, name string, port
 		r.Name, p.User, live.ID(), exp.Format(time.RFC3339), tunnel, raw)
 	fmt.Fprintf(errOut, "Run the tunnel, then kubectl with this kubeconfig:\n    %s\n    kubectl --kubeconfig FILE get ns\n"+
 		"The token works only on your tunnel and ends with session %s (%s; revoke: %s sessions kill %s).\n",
-		tunnel, live.ID(), strings.TrimSuffix(exp.Format(time.RFC3339), "Z")+"Z", m.cfg.Host, live.ID())
+		tunnel, live.ID(), exp.Format(time.RFC3339), m.cfg.Host, live.ID())
 	return nil
 }

@@ -27,9 +27,11 @@ type Checker interface {
 	Check(ctx context.Context, subject, relation, object string) (bool, error)
 }
 
-// Auditor records audit events.
+// Auditor records audit events (audit.Log). AppendAll appends events in
+// order with as few syncs as possible: the kube.request writer uses it.
 type Auditor interface {
 	Append(ctx context.Context, e store.Event) (store.Event, error)
+	AppendAll(ctx context.Context, events []store.Event) error
 }
 
 // Config of the kube module.
@@ -117,42 +119,29 @@ func (m *Module) Close() error {
 // commit for a burst costs far less than one per request.
 const eventLinger = 20 * time.Millisecond
 
-// batchAuditor is implemented by audit.Log: events appended together in
-// order, committed with as few syncs as possible.
-type batchAuditor interface {
-	AppendAll(ctx context.Context, events []store.Event) error
-}
-
 // writeEvents appends kube.request events off the request path, in order:
 // a request's latency must not include an fsync. Nothing is dropped; a
 // full queue slows requests down instead.
 func (m *Module) writeEvents() {
 	defer close(m.flushed)
-	batcher, _ := m.audit.(batchAuditor)
 	for e := range m.events {
 		batch := []store.Event{e}
-		if batcher != nil {
-			t := time.NewTimer(eventLinger)
-		collect:
-			for len(batch) < 256 {
-				select {
-				case e2, ok := <-m.events:
-					if !ok {
-						break collect
-					}
-					batch = append(batch, e2)
-				case <-t.C:
+		t := time.NewTimer(eventLinger)
+	collect:
+		for len(batch) < 256 {
+			select {
+			case e2, ok := <-m.events:
+				if !ok {
 					break collect
 				}
+				batch = append(batch, e2)
+			case <-t.C:
+				break collect
 			}
-			t.Stop()
-			if err := batcher.AppendAll(context.Background(), batch); err != nil {
-				m.log.Error("audit kube.request", "events", len(batch), "err", err)
-			}
-			continue
 		}
-		if _, err := m.audit.Append(context.Background(), e); err != nil {
-			m.log.Error("audit kube.request", "err", err)
+		t.Stop()
+		if err := m.audit.AppendAll(context.Background(), batch); err != nil {
+			m.log.Error("audit kube.request", "events", len(batch), "err", err)
 		}
 	}
 }

@@ -18,7 +18,6 @@ type grant struct {
 	p    authn.Principal
 	r    store.Resource
 	live *sessions.Live
-	port int
 
 	mu     sync.Mutex
 	ended  time.Time
