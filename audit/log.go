@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sshbastion/bastion/store"
 )
@@ -18,33 +21,45 @@ var ErrClosed = errors.New("audit: log closed")
 // DefaultMaxBatch is the largest group commit when Options.MaxBatch is 0.
 const DefaultMaxBatch = 1024
 
-// MaxEventSize caps the text of one event (the sum of its string fields and
-// details). An event is written in one batch with others, so an oversized
-// one must be refused up front rather than fail its neighbours' write.
-const MaxEventSize = 64 << 10
-
-// maxBatchBytes keeps one batch well inside a store transaction.
-const maxBatchBytes = 4 << 20
+// DefaultGrace is Options.Grace when it is 0.
+const DefaultGrace = 5 * time.Second
 
 // Options configures New.
 type Options struct {
 	// Clock stamps events whose Time is zero; time.Now if nil.
 	Clock store.Clock
-	// Logger receives write failures; slog.Default if nil.
+	// Logger receives write failures and lost events; slog.Default if nil.
 	Logger *slog.Logger
-	// MaxBatch caps how many events one store write carries. It must stay
-	// below what one store transaction can hold. 0 means DefaultMaxBatch.
+	// MaxBatch caps how many events one store write carries; 0 means
+	// DefaultMaxBatch. A store that is a TxnLimiter caps batches further
+	// (by count and by encoded size) to what one of its transactions
+	// holds.
 	MaxBatch int
+	// Grace is how long Append and AppendAll keep waiting for the event
+	// to be durable after the caller's context ended; 0 means
+	// DefaultGrace.
+	Grace time.Duration
+	// LostEvents, if set, counts the events reported to Lost (for
+	// instance bastion_audit_lost_events_total).
+	LostEvents prometheus.Counter
 }
 
 // Log appends hash-chained events to a store.AuditLog with group commit.
-// It must be the only writer of that log. Its methods are safe for
-// concurrent use.
+// Other Logs (other replicas) may append to the same log at the same
+// time: a batch that loses the chain head to one of them is re-chained
+// after it and retried (see commit), so the log stays one chain. Its
+// methods are safe for concurrent use.
 type Log struct {
 	st       store.AuditLog
 	clock    store.Clock
 	log      *slog.Logger
-	maxBatch int
+	maxOps   int // events per batch
+	maxBytes int // estimated encoded bytes per batch
+	grace    time.Duration
+
+	lost        atomic.Uint64
+	lostCounter prometheus.Counter
+	conflicts   atomic.Uint64
 
 	// mu guards closed and, held shared while sending, keeps Close from
 	// closing reqs under a sender.
@@ -58,9 +73,17 @@ type Log struct {
 	lastHash string
 }
 
+// pending.state: whether the caller still waits for the result.
+const (
+	waiting int32 = iota
+	answered
+	abandoned
+)
+
 type pending struct {
 	ev     store.Event
-	size   int
+	size   int // encodedSize(ev)
+	state  atomic.Int32
 	result chan error // buffered: the writer never blocks on a caller
 }
 
@@ -75,16 +98,20 @@ func New(st store.AuditLog, opts Options) (*Log, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
-	l := &Log{
-		st: st, clock: opts.Clock, log: opts.Logger, maxBatch: opts.MaxBatch,
-		reqs: make(chan *pending, opts.MaxBatch),
-		done: make(chan struct{}),
+	if opts.Grace <= 0 {
+		opts.Grace = DefaultGrace
 	}
+	l := &Log{
+		st: st, clock: opts.Clock, log: opts.Logger, grace: opts.Grace,
+		lostCounter: opts.LostEvents,
+		done:        make(chan struct{}),
+	}
+	l.maxBytes, l.maxOps = batchLimits(st, opts.MaxBatch)
+	l.reqs = make(chan *pending, l.maxOps)
 	last, ok, err := st.LastEvent(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("audit: read last event: %w", err)
 	}
-	l.lastSeq, l.lastHash = 0, Genesis
 	if ok {
 		l.lastSeq, l.lastHash = last.Seq, last.Hash
 		// New events chain onto the stored tail whatever it holds; a
@@ -93,66 +120,128 @@ func New(st store.AuditLog, opts Options) (*Log, error) {
 		if Hash(last) != last.Hash {
 			l.log.Error("audit: the last stored event does not match its hash; run audit verify", "seq", last.Seq)
 		}
+	} else if l.lastSeq, l.lastHash, err = l.tail(context.Background()); err != nil {
+		return nil, fmt.Errorf("audit: read the checkpoint: %w", err)
 	}
 	go l.run()
 	return l, nil
 }
 
-// Append records e and returns it as stored: with Seq, PrevHash and Hash
-// filled in, and Time set to the Clock if it was zero (always in UTC).
-// Seq, PrevHash and Hash given by the caller are ignored. Append returns
-// nil only once the event is durably stored. If ctx ends first, Append
-// returns ctx.Err() and the event may or may not be recorded.
+// Append records e and returns it as stored: bounded (see Bound), with
+// Seq, PrevHash and Hash filled in, and Time set to the Clock if it was
+// zero (always in UTC). Seq, PrevHash and Hash given by the caller are
+// ignored. Append returns nil only once the event is durably stored; it
+// fails only for an event without an action or with an unstorable time,
+// after Close (ErrClosed), or when the store fails.
+//
+// The caller's context does not cancel the write: the event records
+// something that happened, so it is handed to the writer even if ctx is
+// already done (a client that disconnected mid-login still gets its
+// auth event). If ctx ends first, Append keeps waiting up to
+// Options.Grace longer, then returns an error wrapping ctx.Err(); the
+// event may still be stored after that, and if its write then fails the
+// Log reports it as lost (see Lost).
 func (l *Log) Append(ctx context.Context, e store.Event) (store.Event, error) {
 	p, err := l.prepare(e)
 	if err != nil {
 		return store.Event{}, err
 	}
-	if err := l.submit(ctx, p); err != nil {
+	wctx, stop := l.patience(ctx)
+	defer stop()
+	if err := l.submit(wctx, p); err != nil {
 		return store.Event{}, err
 	}
-	select {
-	case err := <-p.result:
-		if err != nil {
-			return store.Event{}, err
-		}
-		return p.ev, nil
-	case <-ctx.Done():
-		return store.Event{}, ctx.Err()
+	if err := l.await(wctx, p); err != nil {
+		return store.Event{}, err
 	}
+	return p.ev, nil
 }
 
-// AppendAll records events in their order and returns once every one is
-// durable (or the first error). Handed over together, they are committed
-// in as few batches as the writer can: one sync for many events.
+// AppendAll records events in their order, each as Append would, and
+// returns once every one is durable or has failed. Handed over together,
+// they are committed in as few batches as the writer can: one sync for
+// many events.
+//
+// Events are independent: each is validated on its own, an invalid one
+// (no action, say) fails alone, and the others are still stored. The
+// result is nil if every event was stored, else a *BatchError whose Errs
+// holds one entry per event (nil for each stored one); errors.Is sees
+// through it (for instance to ErrClosed). The context is treated as in
+// Append.
 func (l *Log) AppendAll(ctx context.Context, events []store.Event) error {
-	ps := make([]*pending, 0, len(events))
-	for _, e := range events {
-		p, err := l.prepare(e)
+	errs := make([]error, len(events))
+	ps := make([]*pending, len(events))
+	for i, e := range events {
+		ps[i], errs[i] = l.prepare(e)
+	}
+	wctx, stop := l.patience(ctx)
+	defer stop()
+	var submitErr error
+	for i, p := range ps {
+		if p == nil {
+			continue
+		}
+		// After one hand-off fails, the later ones are not tried: an
+		// event stored after one that was not would reorder them.
+		if submitErr == nil {
+			submitErr = l.submit(wctx, p)
+		}
+		if submitErr != nil {
+			errs[i], ps[i] = submitErr, nil
+		}
+	}
+	for i, p := range ps {
+		if p != nil {
+			errs[i] = l.await(wctx, p)
+		}
+	}
+	for _, err := range errs {
 		if err != nil {
-			return err
-		}
-		ps = append(ps, p)
-	}
-	for _, p := range ps {
-		if err := l.submit(ctx, p); err != nil {
-			return err
-		}
-	}
-	for _, p := range ps {
-		select {
-		case err := <-p.result:
-			if err != nil {
-				return err
-			}
-		case <-ctx.Done():
-			return ctx.Err()
+			return &BatchError{Errs: errs}
 		}
 	}
 	return nil
 }
 
-// prepare validates e and makes its pending entry.
+// BatchError reports the events of an AppendAll call that were not stored.
+type BatchError struct {
+	// Errs has one entry per event given to AppendAll, in order: nil
+	// for each event that was stored.
+	Errs []error
+}
+
+// Failed returns how many events were not stored.
+func (e *BatchError) Failed() int {
+	n := 0
+	for _, err := range e.Errs {
+		if err != nil {
+			n++
+		}
+	}
+	return n
+}
+
+func (e *BatchError) Error() string {
+	for i, err := range e.Errs {
+		if err != nil {
+			return fmt.Sprintf("audit: %d of %d events not stored (event %d: %v)", e.Failed(), len(e.Errs), i, err)
+		}
+	}
+	return "audit: every event stored"
+}
+
+// Unwrap returns the per-event errors, for errors.Is and errors.As.
+func (e *BatchError) Unwrap() []error {
+	var out []error
+	for _, err := range e.Errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
+// prepare validates e, bounds it, and makes its pending entry.
 func (l *Log) prepare(e store.Event) (*pending, error) {
 	// Every check that could fail the store write is made here, per
 	// event: in the writer, one bad event would fail its whole batch.
@@ -169,14 +258,40 @@ func (l *Log) prepare(e store.Event) (*pending, error) {
 		// Not representable in RFC 3339, so not storable.
 		return nil, fmt.Errorf("audit: event time %v out of range", e.Time)
 	}
-	size := eventSize(e)
-	if size > MaxEventSize {
-		return nil, fmt.Errorf("audit: event of %d bytes exceeds %d", size, MaxEventSize)
+	// Bound rather than refuse: an action must leave an event however
+	// long the login name or command an attacker chose, and the marker
+	// keeps the original's length and hash.
+	e, changed := bound(e)
+	if !changed {
+		// Own the map: the caller could change it before the writer
+		// hashes it. (bound made a new one if it changed anything.)
+		e.Details = maps.Clone(e.Details)
 	}
-	// Own the map: the caller could change it before the writer hashes it.
-	e.Details = maps.Clone(e.Details)
 	e.Seq, e.PrevHash, e.Hash = 0, "", ""
-	return &pending{ev: e, size: size, result: make(chan error, 1)}, nil
+	return &pending{ev: e, size: encodedSize(e), result: make(chan error, 1)}, nil
+}
+
+// patience returns the context Append waits with: ctx's values but not its
+// cancellation, done Options.Grace after ctx is, with an error wrapping
+// ctx.Err() as its cause.
+func (l *Log) patience(ctx context.Context) (context.Context, func()) {
+	if ctx.Done() == nil {
+		return ctx, func() {}
+	}
+	c, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	var timer atomic.Pointer[time.Timer]
+	stop := context.AfterFunc(ctx, func() {
+		timer.Store(time.AfterFunc(l.grace, func() {
+			cancel(fmt.Errorf("audit: event not stored %v after the caller's context ended: %w", l.grace, ctx.Err()))
+		}))
+	})
+	return c, func() {
+		stop()
+		if t := timer.Load(); t != nil {
+			t.Stop()
+		}
+		cancel(nil)
+	}
 }
 
 // submit hands p to the writer, in call order.
@@ -190,9 +305,45 @@ func (l *Log) submit(ctx context.Context, p *pending) error {
 	case l.reqs <- p:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return context.Cause(ctx)
 	}
 }
+
+// await waits for p's result until ctx (a patience context) is done.
+func (l *Log) await(ctx context.Context, p *pending) error {
+	select {
+	case err := <-p.result:
+		return err
+	case <-ctx.Done():
+		if p.state.CompareAndSwap(waiting, abandoned) {
+			return context.Cause(ctx)
+		}
+		return <-p.result // answered meanwhile
+	}
+}
+
+// Lost records that e, the event of an action that already happened (a
+// kube response already sent, say), could not be stored: it counts it
+// (LostCount, Options.LostEvents) and logs it at Error level, since the
+// audit trail now misses an action. The Log calls it itself for a write
+// that failed after its caller stopped waiting.
+func (l *Log) Lost(reason string, e store.Event) {
+	l.lost.Add(1)
+	if l.lostCounter != nil {
+		l.lostCounter.Inc()
+	}
+	// Clipped: the event may be lost for its size, and the log line
+	// should not carry it whole.
+	l.log.Error("audit: event lost", "reason", reason, "action", clip(e.Action, 128),
+		"actor", clip(e.Actor, 256), "target", clip(e.Target, 256), "time", e.Time)
+}
+
+// LostCount returns how many events were reported to Lost.
+func (l *Log) LostCount() uint64 { return l.lost.Load() }
+
+// Conflicts returns how many times a batch was re-chained because another
+// writer had appended first.
+func (l *Log) Conflicts() uint64 { return l.conflicts.Load() }
 
 // Close stores every event already handed to Append, then stops the writer.
 // Later Appends fail with ErrClosed. It is safe to call more than once.
@@ -210,89 +361,4 @@ func (l *Log) Close() error {
 // Query returns the stored events matching f, in seq order.
 func (l *Log) Query(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
 	return l.st.QueryEvents(ctx, f)
-}
-
-// run is the single writer: it drains what is pending, commits it as one
-// batch, answers, and repeats until reqs is closed and empty.
-func (l *Log) run() {
-	defer close(l.done)
-	batch := make([]*pending, 0, l.maxBatch)
-	for {
-		p, ok := <-l.reqs
-		if !ok {
-			return
-		}
-		batch = append(batch[:0], p)
-		bytes := p.size
-	fill:
-		for len(batch) < l.maxBatch && bytes < maxBatchBytes {
-			select {
-			case p, ok := <-l.reqs:
-				if !ok {
-					break fill // closed: commit this batch, then exit above
-				}
-				batch = append(batch, p)
-				bytes += p.size
-			default:
-				break fill
-			}
-		}
-		l.commit(batch)
-	}
-}
-
-// commit chains batch onto the current tail and stores it with one
-// AppendEvents call.
-func (l *Log) commit(batch []*pending) {
-	evs := make([]store.Event, len(batch))
-	seq, prev := l.lastSeq, l.lastHash
-	for i, p := range batch {
-		e := p.ev
-		seq++
-		e.Seq, e.PrevHash = seq, prev
-		e.Hash = Hash(e)
-		prev = e.Hash
-		evs[i] = e
-	}
-	// Not any caller's context: one caller giving up must not fail the
-	// others' events.
-	if err := l.st.AppendEvents(context.Background(), evs); err != nil {
-		// Nothing is acknowledged and the chain stays where it was, so
-		// the next batch reuses these seqs.
-		l.log.Error("audit: append failed", "events", len(evs), "first_seq", evs[0].Seq, "err", err)
-		l.resync()
-		err = fmt.Errorf("audit: append: %w", err)
-		for _, p := range batch {
-			p.result <- err
-		}
-		return
-	}
-	l.lastSeq, l.lastHash = seq, prev
-	for i, p := range batch {
-		p.ev = evs[i]
-		p.result <- nil
-	}
-}
-
-// resync reloads the tail after a failed write, in case the store did
-// write it after all (say, a sync error after the data reached the disk):
-// continuing from a stale tail would make every later write fail its gap
-// check.
-func (l *Log) resync() {
-	last, ok, err := l.st.LastEvent(context.Background())
-	if err != nil || !ok || last.Seq <= l.lastSeq {
-		return
-	}
-	l.log.Warn("audit: store holds events beyond the acknowledged tail; continuing from it",
-		"acknowledged", l.lastSeq, "stored", last.Seq)
-	l.lastSeq, l.lastHash = last.Seq, last.Hash
-}
-
-// eventSize is the length of e's text, close to its stored size.
-func eventSize(e store.Event) int {
-	n := len(e.Actor) + len(e.Action) + len(e.Target) + len(e.Decision) + len(e.Reason)
-	for k, v := range e.Details {
-		n += len(k) + len(v)
-	}
-	return n
 }

@@ -15,53 +15,112 @@ type Report struct {
 	// Count is how many events verified before the first broken link
 	// (all of them when OK).
 	Count uint64
-	// LastSeq is the seq of the last event that verified.
+	// LastSeq is the seq of the last event that verified (From if none
+	// did).
 	LastSeq uint64
 	// BrokenSeq is the chain position where verification failed: the seq
 	// the event there should have had. 0 when OK.
 	BrokenSeq uint64
 	// Reason says what is wrong at BrokenSeq.
 	Reason string
+	// From is the seq of the checkpoint verification started from, the
+	// last archived event (0: from genesis), and FromHash its hash.
+	From     uint64
+	FromHash string `json:",omitempty"`
+	// Unremoved counts stored events at or below the checkpoint: archived
+	// (their segment holds them), but their removal was cut short. They
+	// are skipped; the next archive removes them.
+	Unremoved uint64 `json:",omitempty"`
 }
 
 // errBroken stops the scan at the first broken link.
 var errBroken = errors.New("audit: chain broken")
 
-// Verify walks the chain from its first event and checks, for each event,
-// that its seq is the next one, that its PrevHash is the previous event's
-// Hash (Genesis for the first), and that its Hash matches its content. It
-// reports the first failure. The error is for failures to read the log,
-// not for a broken chain.
+// checkpointOf returns st's checkpoint, the zero one (genesis) if it has
+// none or is no store.AuditArchive.
+func checkpointOf(ctx context.Context, st store.AuditLog) (store.Checkpoint, error) {
+	a, ok := st.(store.AuditArchive)
+	if !ok {
+		return store.Checkpoint{}, nil
+	}
+	c, ok, err := a.Checkpoint(ctx)
+	if err != nil || !ok {
+		return store.Checkpoint{}, err
+	}
+	return c, nil
+}
+
+// Verify walks the chain from its checkpoint (from genesis if nothing was
+// archived) and checks, for each event, that its seq is the next one, that
+// its PrevHash is the previous event's Hash (the checkpoint's hash for the
+// first, Genesis without a checkpoint), and that its Hash matches its
+// content. It reports the first failure. The error is for failures to read
+// the log, not for a broken chain.
+//
+// An archive that runs meanwhile removes events the scan may not have
+// reached yet: when the chain looks broken and the checkpoint moved, the
+// walk starts again from the new one (twice at most).
 func Verify(ctx context.Context, st store.AuditLog) (Report, error) {
-	var r Report
+	for attempt := 0; ; attempt++ {
+		c, err := checkpointOf(ctx, st)
+		if err != nil {
+			return Report{}, fmt.Errorf("audit: verify: %w", err)
+		}
+		r, err := verifyFrom(ctx, st, c)
+		if err != nil || r.OK || attempt == 2 {
+			return r, err
+		}
+		if now, err := checkpointOf(ctx, st); err != nil || now.Same(c) {
+			return r, nil
+		}
+	}
+}
+
+func verifyFrom(ctx context.Context, st store.AuditLog, c store.Checkpoint) (Report, error) {
+	r := Report{From: c.Seq, FromHash: c.Hash, LastSeq: c.Seq}
 	prev := Genesis
-	want := uint64(1)
+	if c.Seq > 0 {
+		prev = c.Hash
+	}
+	want := c.Seq + 1
 	var buf []byte
-	broken := func(reason string, args ...any) error {
-		r.BrokenSeq, r.Reason = want, fmt.Sprintf(reason, args...)
+	broken := func(at uint64, reason string, args ...any) error {
+		r.BrokenSeq, r.Reason = at, fmt.Sprintf(reason, args...)
 		return errBroken
 	}
-	// Scan from 0, not 1, so that a stray event stored before seq 1 is
-	// reported rather than skipped.
+	// Scan from 0, not from the checkpoint, so that a stray event stored
+	// before seq 1 is reported rather than skipped.
 	err := st.ScanEvents(ctx, 0, func(e store.Event) error {
+		if c.Seq > 0 && e.Seq <= c.Seq {
+			// Archived but not removed yet. The checkpoint must name
+			// the event it was taken at.
+			if e.Seq == c.Seq && e.Hash != c.Hash {
+				return broken(c.Seq, "the checkpoint's hash %.16s… is not that of event %d (%.16s…)", c.Hash, c.Seq, e.Hash)
+			}
+			r.Unremoved++
+			return nil
+		}
 		// Continuity: a missing, duplicated or renumbered event would
 		// otherwise go unnoticed whenever the hashes were recomputed.
 		if e.Seq != want {
 			if e.Seq > want {
-				return broken("event %d is missing (next stored event has seq %d)", want, e.Seq)
+				return broken(want, "event %d is missing (next stored event has seq %d)", want, e.Seq)
 			}
-			return broken("event at position %d has seq %d", want, e.Seq)
+			return broken(want, "event at position %d has seq %d", want, e.Seq)
 		}
 		// Linkage: each event commits to its predecessor, so an event
 		// cannot be removed or replaced without breaking its successor.
 		if e.PrevHash != prev {
-			return broken("prev_hash %.16s… does not match the hash of event %d (%.16s…)", e.PrevHash, want-1, prev)
+			if want == c.Seq+1 && c.Seq > 0 {
+				return broken(want, "prev_hash %.16s… does not match the checkpoint's hash (event %d, %.16s…)", e.PrevHash, c.Seq, prev)
+			}
+			return broken(want, "prev_hash %.16s… does not match the hash of event %d (%.16s…)", e.PrevHash, want-1, prev)
 		}
 		// Content: the hash covers every other field, so editing any of
 		// them (or the hash itself) shows here.
 		buf = appendCanonical(buf[:0], e)
 		if h := hashHex(buf); h != e.Hash {
-			return broken("content does not match its hash (stored %.16s…, computed %.16s…)", e.Hash, h)
+			return broken(want, "content does not match its hash (stored %.16s…, computed %.16s…)", e.Hash, h)
 		}
 		prev = e.Hash
 		r.Count++

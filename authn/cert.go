@@ -24,6 +24,16 @@ const (
 	OptForceCommand  = "force-command"
 )
 
+// Standard extensions of OpenSSH user certificates (PROTOCOL.certkeys).
+// Each grants something; a certificate without one withholds it.
+const (
+	ExtPTY             = "permit-pty"
+	ExtPortForwarding  = "permit-port-forwarding"
+	ExtAgentForwarding = "permit-agent-forwarding"
+	ExtX11Forwarding   = "permit-X11-forwarding"
+	ExtUserRC          = "permit-user-rc"
+)
+
 // CertStore is what certificate authentication reads.
 type CertStore interface {
 	GetUser(ctx context.Context, name string) (store.User, error)
@@ -153,7 +163,14 @@ func (c *Certificates) Check(ctx context.Context, cert *ssh.Certificate, login, 
 		CertKeyID:      cert.KeyId,
 		ForceCommand:   cert.CriticalOptions[OptForceCommand],
 		// Extensions grant; a missing one withholds, as sshd reads them.
-		NoPortForwarding: !hasExtension(cert, "permit-port-forwarding"),
+		// (no-touch-required is enforced by x/crypto itself when it
+		// verifies a security-key signature.)
+		NoPortForwarding:  !hasExtension(cert, ExtPortForwarding),
+		NoPTY:             !hasExtension(cert, ExtPTY),
+		NoAgentForwarding: !hasExtension(cert, ExtAgentForwarding),
+		NoX11Forwarding:   !hasExtension(cert, ExtX11Forwarding),
+		NoUserRC:          !hasExtension(cert, ExtUserRC),
+		CertValidBefore:   validBefore(cert),
 	}, nil
 }
 
@@ -196,6 +213,15 @@ func checkValidity(cert *ssh.Certificate, now time.Time, id string) error {
 		return fmt.Errorf("%s expired at %s", id, certTime(cert.ValidBefore))
 	}
 	return nil
+}
+
+// validBefore is the end of cert's validity, zero for "forever".
+// checkValidity has refused values beyond int64.
+func validBefore(cert *ssh.Certificate) time.Time {
+	if cert.ValidBefore == ssh.CertTimeInfinity || cert.ValidBefore > math.MaxInt64 {
+		return time.Time{}
+	}
+	return time.Unix(int64(cert.ValidBefore), 0).UTC()
 }
 
 func certTime(t uint64) string {

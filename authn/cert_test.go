@@ -136,7 +136,9 @@ func TestCertAccepted(t *testing.T) {
 	want := Principal{User: "alice", DisplayName: "Alice", Groups: []string{"ops"}, Method: MethodCert, AuthTime: certNow,
 		KeyFingerprint: ssh.FingerprintSHA256(f.userKey.PublicKey()), KeyType: ssh.CertAlgoED25519v01,
 		SourceAddr: "10.0.0.5:50022", CertSerial: 42, CertKeyID: "alice-laptop",
-		NoPortForwarding: true} // this certificate has no extensions
+		// this certificate's only extension is permit-pty
+		NoPortForwarding: true, NoAgentForwarding: true, NoX11Forwarding: true, NoUserRC: true,
+		CertValidBefore: certNow.Add(time.Hour)}
 	if p.Marshal() != want.Marshal() {
 		t.Fatalf("principal\n got  %s\n want %s", p.Marshal(), want.Marshal())
 	}
@@ -256,6 +258,39 @@ func TestCertSourceAddress(t *testing.T) {
 		if !tc.ok && (err == nil || !strings.Contains(err.Error(), tc.why)) {
 			t.Errorf("source-address %q from %s: got %v, want a refusal mentioning %q", tc.list, tc.remote, err, tc.why)
 		}
+	}
+}
+
+// Every standard extension grants; each missing one withholds.
+func TestCertExtensions(t *testing.T) {
+	f := newCertFixture(t)
+	all := map[string]string{ExtPTY: "", ExtPortForwarding: "", ExtAgentForwarding: "", ExtX11Forwarding: "", ExtUserRC: ""}
+	flags := func(p Principal) map[string]bool {
+		return map[string]bool{ExtPTY: p.NoPTY, ExtPortForwarding: p.NoPortForwarding, ExtAgentForwarding: p.NoAgentForwarding,
+			ExtX11Forwarding: p.NoX11Forwarding, ExtUserRC: p.NoUserRC}
+	}
+	for missing := range all {
+		c := f.cert(t, nil, func(c *ssh.Certificate) {
+			c.Extensions = map[string]string{}
+			for k, v := range all {
+				if k != missing {
+					c.Extensions[k] = v
+				}
+			}
+		})
+		p, err := f.auth.Check(context.Background(), c, "alice", "10.0.0.5:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ext, withheld := range flags(p) {
+			if withheld != (ext == missing) {
+				t.Errorf("without %s: %s withheld=%v", missing, ext, withheld)
+			}
+		}
+	}
+	c := f.cert(t, nil, func(c *ssh.Certificate) { c.ValidBefore = ssh.CertTimeInfinity })
+	if p, err := f.auth.Check(context.Background(), c, "alice", "10.0.0.5:1"); err != nil || !p.CertValidBefore.IsZero() {
+		t.Fatalf("a certificate valid forever: %v, CertValidBefore %s", err, p.CertValidBefore)
 	}
 }
 

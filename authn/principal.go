@@ -36,6 +36,19 @@ type Principal struct {
 	// permit-port-forwarding extension: as with sshd, its holder may not
 	// open forwards (ssh -L, -W, -J, kube tunnels).
 	NoPortForwarding bool `json:"no_port_forwarding,omitempty"`
+	// The other standard extensions, read the same way (set when the
+	// certificate lacks permit-pty, permit-agent-forwarding,
+	// permit-X11-forwarding, permit-user-rc). Logins without a certificate
+	// leave them false. The onward certificate of host shells never
+	// carries more than these allow (see hostshell).
+	NoPTY             bool `json:"no_pty,omitempty"`
+	NoAgentForwarding bool `json:"no_agent_forwarding,omitempty"`
+	NoX11Forwarding   bool `json:"no_x11_forwarding,omitempty"`
+	NoUserRC          bool `json:"no_user_rc,omitempty"`
+	// CertValidBefore is the end of the certificate's validity (zero: a
+	// certificate valid forever, or no certificate). The connection is cut
+	// then unless the bastion is configured otherwise.
+	CertValidBefore time.Time `json:"cert_valid_before,omitempty"`
 }
 
 // Subject is the principal as a ReBAC subject, "user:<name>".

@@ -28,7 +28,8 @@ func kubeBenchEnv(b *testing.B) (*harness.Bastion, *harness.Kube, string) {
 	dir := b.TempDir()
 	alice := harness.NewKey(b, dir, "alice")
 	bob := harness.NewKey(b, dir, "bob")
-	bastion := harness.Start(b, harness.Options{Admin: "alice", AdminKeys: []harness.Key{alice}, LogLevel: "info", Env: benchEnv()})
+	bastion := harness.Start(b, harness.Options{Admin: "alice", AdminKeys: []harness.Key{alice}, LogLevel: "info", Env: benchEnv(),
+		Config: kubeCredentialsYAML(k)})
 	b.Logf("bastion metrics (and /debug/pprof) at %s", bastion.Metrics)
 	ok := func(r harness.Result, what string) {
 		b.Helper()
@@ -39,7 +40,7 @@ func kubeBenchEnv(b *testing.B) (*harness.Bastion, *harness.Kube, string) {
 	ok(bastion.SSH(alice, "users", "add", "bob"), "users add bob")
 	ok(bastion.SSHRun(harness.Run{Key: &alice, Args: []string{"keys", "add", "bob"}, Stdin: bob.Public}), "keys add bob")
 	ok(bastion.SSH(alice, "resources", "add", "prod", "--kind", "kube", "--address", k.URL,
-		"--kubeconfig", k.ImpersonatorKubeconfig, "--kube-group", "act=bastion:prod-users"), "resources add prod")
+		"--credentials", "prod", "--kube-group", "act=bastion:prod-users"), "resources add prod")
 	ok(bastion.SSH(alice, "tuples", "add", "resource:prod#act@user:bob"), "grant bob")
 	for _, args := range [][]string{
 		{"create", "namespace", "dev"},

@@ -70,7 +70,7 @@ func TestKubeTokenBoundToUserAndSession(t *testing.T) {
 
 	// Expiry: a Resource whose sessions last 2 s.
 	mustOK(t, e.b.SSH(e.alice, "resources", "add", "prod-short", "--kind", "kube", "--address", e.k.URL,
-		"--kubeconfig", e.k.ImpersonatorKubeconfig, "--ttl", "2s"), "resources add prod-short")
+		"--credentials", "prod", "--ttl", "2s"), "resources add prod-short")
 	mustOK(t, e.b.SSH(e.alice, "tuples", "add", "resource:prod-short#act@user:bob"), "grant prod-short")
 	kc2, s2 := e.tunnel(t, e.bob, "prod-short")
 	time.Sleep(3 * time.Second)

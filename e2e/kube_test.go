@@ -26,10 +26,11 @@ type kubeEnv struct {
 func kubeSetup(t *testing.T) *kubeEnv {
 	t.Helper()
 	k := harness.StartKube(t)
-	b, alice, bob := withBob(t)
+	b, alice := admin(t, kubeCredentialsYAML(k))
+	bob := addUser(t, b, alice, "bob")
 	carol := addUser(t, b, alice, "carol")
 	mustOK(t, b.SSH(alice, "resources", "add", "prod", "--kind", "kube", "--address", k.URL,
-		"--kubeconfig", k.ImpersonatorKubeconfig, "--kube-group", "act=bastion:prod-users"), "resources add prod")
+		"--credentials", "prod", "--kube-group", "act=bastion:prod-users"), "resources add prod")
 	mustOK(t, b.SSH(alice, "tuples", "add", "resource:prod#act@user:bob"), "grant bob")
 	for _, args := range [][]string{
 		{"create", "namespace", "dev"},
@@ -44,6 +45,13 @@ func kubeSetup(t *testing.T) *kubeEnv {
 		}
 	}
 	return &kubeEnv{b: b, k: k, alice: alice, bob: bob, carol: carol}
+}
+
+// kubeCredentialsYAML names the impersonator's kubeconfig as the
+// bastion's credentials "prod": over ssh, kube Resources refer to
+// credentials by name and never name a file.
+func kubeCredentialsYAML(k *harness.Kube) string {
+	return "kube:\n  credentials:\n    prod:\n      kubeconfig: " + k.ImpersonatorKubeconfig + "\n"
 }
 
 // tunnel opens `ssh -N -L PORT:res:443` as key and fetches a kubeconfig

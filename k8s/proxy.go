@@ -22,6 +22,7 @@ type Identity struct {
 // Upstream is one apiserver, reached with the bastion's credentials.
 type Upstream struct {
 	cfg    *rest.Config
+	tc     *transport.Config // made once: a custom Dial is cached by its holder's address
 	target *url.URL
 }
 
@@ -39,7 +40,14 @@ func NewUpstream(cfg *rest.Config) (*Upstream, error) {
 	if u.Path == "" {
 		u.Path = "/"
 	}
-	return &Upstream{cfg: cfg, target: u}, nil
+	// The transport config is made once, so that every handler shares
+	// client-go's cached TLS transport: each call of TransportConfig wraps
+	// cfg.Dial in a new holder, and the cache is keyed by its address.
+	tc, err := cfg.TransportConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kube transport: %w", err)
+	}
+	return &Upstream{cfg: cfg, tc: tc, target: u}, nil
 }
 
 // Host is the apiserver's URL.
@@ -61,7 +69,9 @@ func (u *Upstream) Handler(id Identity, onError ErrorFunc) (http.Handler, error)
 	// client-go's transport: TLS from the bastion's kubeconfig (cached and
 	// shared between users), its credentials, and the Impersonate-*
 	// headers for this user.
-	rt, err := rest.TransportFor(cfg)
+	tc := *u.tc
+	tc.Impersonate = transport.ImpersonationConfig{UserName: id.User, Groups: id.Groups}
+	rt, err := transport.New(&tc)
 	if err != nil {
 		return nil, fmt.Errorf("kube transport: %w", err)
 	}
@@ -108,6 +118,10 @@ func upgradeTransport(cfg *rest.Config) (proxy.UpgradeRequestRoundTripper, error
 		TLSClientConfig:     tlsCfg,
 		TLSHandshakeTimeout: 10 * time.Second,
 		DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	}
+	if cfg.Dial != nil {
+		// The same dialer as plain requests (the bastion's address guard).
+		rt.DialContext = cfg.Dial
 	}
 	wrapped, err := transport.HTTPWrappersForConfig(tc, proxy.MirrorRequest)
 	if err != nil {

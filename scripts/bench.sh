@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # `make bench`: each benchmark runs side by side with its peer in one run,
 # and the ratio is printed. Raw `go test -bench` output goes to bench.out.
-# BENCH_ONLY=p1,p2,p5,p6,policy runs a subset.
+# BENCH_ONLY=p1,p2,p5,p6,p11,policy runs a subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bench.out}
-only=${BENCH_ONLY:-p1,p2,p5,p6,p7,policy}
+only=${BENCH_ONLY:-p1,p2,p5,p6,p7,p11,policy}
 : > "$out"
 want() { [[ ",$only," == *",$1,"* ]]; }
 
@@ -33,6 +33,10 @@ fi
 if want p7; then
   echo "== P7: memory per idle session, 5000 authenticated connections with one idle session channel each, bastion vs sshd (PSS; sshd: listener + all its processes)"
   go test -run '^$' -bench 'BenchmarkIdleSessionMemory' -benchtime 1x -timeout 30m ./e2e/ | tee -a "$out"
+fi
+if want p11; then
+  echo "== P11: login latency of the real ssh client while idle sockets hold every pre-auth slot (max_startups 200)"
+  go test -run '^$' -bench 'BenchmarkLoginUnderFlood' -benchtime 1x -timeout 30m ./e2e/ | tee -a "$out"
 fi
 
 echo
@@ -63,6 +67,10 @@ if want p7; then
   echo "| P7 KiB per idle session, PSS ($(m bastion_sessions) / $(m sshd_sessions) sessions) | $a | sshd $b | $(ratio "$a" "$b") | lower than sshd |"
   echo "| P7 same, bastion after its first $(m bastion_sessions) closed and as many reopened | $c | sshd $b | $(ratio "$c" "$b") | lower than sshd |"
   echo "| P7 KiB per idle session, RSS (sshd: summed over its processes) | $(m bastion_rss_KiB/session) (reopened $(m bastion_churn_rss_KiB/session)) | sshd $(m sshd_rss_KiB/session) | $(ratio "$(m bastion_rss_KiB/session)" "$(m sshd_rss_KiB/session)") | - |"
+fi
+if want p11; then
+  m() { metric BenchmarkLoginUnderFlood "$1"; }
+  echo "| P11 ssh login ms under an idle flood, p50 / max (10 sources x 20; 260 x 1) | $(m flood10x20_p50_ms) / $(m flood10x20_max_ms); $(m flood260x1_p50_ms) / $(m flood260x1_max_ms) | no flood $(m baseline_p50_ms) | - | <= 5000 ms |"
 fi
 if want policy; then
   echo

@@ -59,12 +59,33 @@ type Sessions interface {
 // AuditLog stores audit events. Hashes are computed by package audit; the
 // store keeps events in seq order and makes an append durable before it
 // returns.
+//
+// A backend whose transactions are bounded should also have the method
+//
+//	TxnLimits() (maxBytes, maxOps int)
+//
+// saying how much one AppendEvents transaction holds: at most maxOps events
+// whose JSON encodings (encoding/json of Event) sum to at most maxBytes.
+// Package audit declares the interface and sizes its group commits by it.
 type AuditLog interface {
-	// AppendEvents durably and atomically appends events, whose seqs must
-	// follow the last stored seq without gaps.
+	// AppendEvents durably appends events, whose seqs must follow the last
+	// stored seq without gaps (after an import, the checkpoint's seq: see
+	// AuditArchive); a call whose seqs do not is refused whole. Several
+	// writers (replicas) may append to one log: a call whose first seq was
+	// already taken by another writer is refused with an error wrapping
+	// ErrConflict, having written nothing, and so is a call that another
+	// writer overtook between the backend's read of the head and its
+	// commit.
+	// A call within the backend's TxnLimits is atomic. A larger one may be
+	// committed in several transactions, in order: each is atomic, and a
+	// failure or crash between them leaves a prefix of the call stored
+	// (which LastEvent then reports). An event too large for any
+	// transaction fails the call with an error wrapping ErrTxnTooBig,
+	// before anything is written.
 	AppendEvents(ctx context.Context, events []Event) error
-	// LastEvent returns the event with the highest seq; ok is false on an
-	// empty log.
+	// LastEvent returns the event with the highest seq; ok is false on a
+	// log that holds no event (archiving always keeps the last one, so
+	// only a new or imported log holds none).
 	LastEvent(ctx context.Context) (e Event, ok bool, err error)
 	// ScanEvents calls fn for each event with seq >= from, in seq order,
 	// until fn returns an error (which ScanEvents returns).
@@ -117,10 +138,13 @@ type Store interface {
 	Tuples
 	Sessions
 	AuditLog
+	AuditArchive
 	Recordings
 	Secrets
 	CertRevocations
 	AccessRequests
+	Models
+	Changes
 	Close() error
 }
 

@@ -11,6 +11,12 @@ var ErrNotFound = errors.New("not found")
 // ErrExists is returned by Create-style calls when the record already exists.
 var ErrExists = errors.New("already exists")
 
+// ErrTxnTooBig is wrapped by AuditLog.AppendEvents when an event cannot be
+// written because it is, by itself, larger than one transaction of the
+// backend holds. Such a call writes nothing, so the caller may retry the
+// other events of the call without that one.
+var ErrTxnTooBig = errors.New("too big for one transaction")
+
 // User is a person (or robot) known to the bastion.
 type User struct {
 	Name        string    `json:"name"`
@@ -51,15 +57,33 @@ type Resource struct {
 	TTL         time.Duration     `json:"ttl,omitempty" yaml:"ttl,omitempty"`
 	IdleTimeout time.Duration     `json:"idle_timeout,omitempty" yaml:"idle_timeout,omitempty"`
 	Kube        *KubeSpec         `json:"kube,omitempty" yaml:"kube,omitempty"`
+	// Origin is where the Resource was defined: OriginConfig (the
+	// operator's config file, trusted as written) or OriginSSH (made over
+	// ssh; its addresses are checked again at every dial). Anything but
+	// OriginConfig is treated as OriginSSH. The config file cannot set it.
+	Origin string `json:"origin,omitempty" yaml:"-"`
 }
+
+// Origins of a Resource (Resource.Origin).
+const (
+	OriginConfig = "config"
+	OriginSSH    = "ssh"
+)
+
+// FromConfig reports whether the operator's config file defined r, so
+// that its addresses and credentials are trusted as written.
+func (r Resource) FromConfig() bool { return r.Origin == OriginConfig }
 
 // KubeSpec holds what a kube Resource needs to reach its apiserver.
 type KubeSpec struct {
-	Server     string              `json:"server,omitempty" yaml:"server,omitempty"`
-	Kubeconfig string              `json:"kubeconfig,omitempty" yaml:"kubeconfig,omitempty"`
-	Context    string              `json:"context,omitempty" yaml:"context,omitempty"`
-	InCluster  bool                `json:"in_cluster,omitempty" yaml:"in_cluster,omitempty"`
-	Groups     map[string][]string `json:"groups,omitempty" yaml:"groups,omitempty"` // ReBAC relation -> Kubernetes groups
+	Server string `json:"server,omitempty" yaml:"server,omitempty"`
+	// Credentials names one of the config's kube.credentials: the only
+	// way a Resource made over ssh gets apiserver credentials.
+	Credentials string              `json:"credentials,omitempty" yaml:"credentials,omitempty"`
+	Kubeconfig  string              `json:"kubeconfig,omitempty" yaml:"kubeconfig,omitempty"`
+	Context     string              `json:"context,omitempty" yaml:"context,omitempty"`
+	InCluster   bool                `json:"in_cluster,omitempty" yaml:"in_cluster,omitempty"`
+	Groups      map[string][]string `json:"groups,omitempty" yaml:"groups,omitempty"` // ReBAC relation -> Kubernetes groups
 }
 
 // CertRevocation records that the user certificate with Serial may no
@@ -106,6 +130,9 @@ type Session struct {
 	Closed      time.Time     `json:"closed,omitempty"`
 	Reason      string        `json:"reason,omitempty"`
 	Recording   string        `json:"recording,omitempty"` // id of the asciicast recording, if any
+	// Replica is the id of the bastion process that holds the session's
+	// channels (empty in records from before replicas had ids).
+	Replica string `json:"replica,omitempty"`
 }
 
 // Event is one record of the hash-chained audit log. Hash covers every

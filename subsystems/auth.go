@@ -40,6 +40,14 @@ type connState struct {
 	throttled  bool
 	release    func() // frees the pre-auth slot; called once
 	released   bool
+	slot       *slot
+	kexDone    bool        // the key exchange finished
+	quiet      bool        // evicted before the key exchange: not audited
+	badLogin   bool        // the login name was refused (see loginOK)
+	loginBytes int         // its length, audited instead of the name
+	handshake  *time.Timer // the handshake deadline
+	certTimer  *time.Timer // closes the connection when its certificate expires
+	closed     bool        // Close ran
 	refusals   []string
 	stderr     []func(string)
 	deadline   *time.Timer
@@ -61,43 +69,6 @@ func stateOf(ctx ssh.Context) *connState {
 	return st
 }
 
-// onConnect runs for each accepted TCP connection, before the SSH
-// handshake.
-func (s *Server) onConnect(ctx ssh.Context, c net.Conn) net.Conn {
-	s.metrics.conns.Inc()
-	source := c.RemoteAddr().String()
-	if ok, why := s.startups.admit(source); !ok {
-		s.metrics.refused.WithLabelValues("startup").Inc()
-		s.log.Warn("dropping connection before the handshake", "source", source, "reason", why)
-		return nil // charmbracelet/ssh closes it
-	}
-	s.metrics.active.Inc()
-	st := &connState{id: newID(), source: source, deviceLogin: s.cfg.DeviceLogin != nil}
-	st.release = func() { s.startups.release(source) }
-	wc := &trackedConn{Conn: c, s: s, st: st, br: &bulkReader{r: c}}
-	st.conn = wc
-	ctx.SetValue(stateKey{}, st)
-	// The pre-auth deadline exists so that connections which never
-	// authenticate (slow-loris, scanners, stuck clients) cannot hold
-	// resources: the timer closes the socket unless auth completed.
-	st.deadline = time.AfterFunc(s.cfg.PreAuthTimeout, func() {
-		st.mu.Lock()
-		authed := st.authed
-		if !authed && st.failure == "" {
-			st.failure = fmt.Sprintf("pre-auth deadline of %s exceeded", s.cfg.PreAuthTimeout)
-		}
-		st.mu.Unlock()
-		if !authed {
-			_ = wc.Close()
-		}
-	})
-	if blocked, until := s.throttle.Blocked(st.source); blocked {
-		st.throttled = true
-		st.failure = fmt.Sprintf("too many failed logins from %s; retry after %s", authn.Host(st.source), until.UTC().Format(time.RFC3339))
-	}
-	return wc
-}
-
 // trackedConn reports the end of a connection, and audits connections that
 // ended without authenticating.
 type trackedConn struct {
@@ -116,9 +87,15 @@ func (c *trackedConn) Close() error {
 		c.s.metrics.active.Dec()
 		st := c.st
 		st.deadline.Stop()
+		st.handshake.Stop()
 		st.releaseSlot()
 		st.mu.Lock()
+		st.closed = true
+		if st.certTimer != nil {
+			st.certTimer.Stop()
+		}
 		authed, tried, failure := st.authed, len(st.methods) > 0, st.failReason()
+		quiet, kex := st.quiet, st.kexDone
 		ev := store.Event{
 			Actor: st.login, Action: "auth.fail", Decision: "deny",
 			Details: map[string]string{
@@ -128,9 +105,12 @@ func (c *trackedConn) Close() error {
 				"conn":         st.id,
 			},
 		}
+		if st.badLogin {
+			ev.Details["login_bytes"] = fmt.Sprint(st.loginBytes)
+		}
 		throttled := st.throttled
 		st.mu.Unlock()
-		if authed || (!tried && failure == "") {
+		if authed || quiet || (!tried && failure == "") {
 			// Authenticated connections are audited on success; bare TCP
 			// probes that never tried to log in are not worth an event.
 			return
@@ -139,13 +119,16 @@ func (c *trackedConn) Close() error {
 			failure = "no offered credential was accepted"
 		}
 		ev.Reason = failure
-		if !throttled {
+		if !throttled && kex {
 			// Only real failures count against the source; refusals
 			// while throttled would otherwise extend the block forever.
+			// A connection cut before the key exchange tried no
+			// credential: its source was penalised instead, which never
+			// refuses a user who shares the address.
 			c.s.throttle.Fail(st.source)
 		}
 		c.s.metrics.auth.WithLabelValues("any", "fail").Inc()
-		_ = c.s.record(context.Background(), ev)
+		c.s.recordRefusal(context.Background(), ev)
 	})
 	return err
 }
@@ -164,7 +147,7 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 			return ""
 		},
 		AuthLogCallback: func(cm gossh.ConnMetadata, method string, err error) {
-			if st != nil {
+			if st != nil && s.loginOK(st, cm.User()) {
 				st.noteMethod(cm.User(), method, err == nil)
 			}
 		},
@@ -173,6 +156,9 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 		// where the identity is bound (CVE-2024-45337: never bind a key
 		// that was merely offered in the query phase).
 		VerifiedPublicKeyCallback: func(cm gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+			if !s.loginOK(st, cm.User()) {
+				return nil, errors.New("login name refused")
+			}
 			if st != nil && st.throttled {
 				return nil, fmt.Errorf("throttled")
 			}
@@ -186,7 +172,7 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 				if err != nil {
 					return nil, err
 				}
-				return s.authenticated(ctx, st, cm, p), nil
+				return s.authenticated(ctx, st, cm, p)
 			}
 			p, err := s.auth.Verified(ctx, key, cm.RemoteAddr().String())
 			if err != nil {
@@ -214,7 +200,7 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 				}
 				return nil, err
 			}
-			return s.authenticated(ctx, st, cm, p), nil
+			return s.authenticated(ctx, st, cm, p)
 		},
 	}
 	if s.cfg.DeviceLogin != nil {
@@ -222,6 +208,7 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 		// in through the device flow; nothing is bound for it.
 		cfg.KeyboardInteractiveCallback = s.deviceChallenge(ctx, st, nil)
 	}
+	s.preAuthCallbacks(cfg, st)
 	// AES-GCM first: with AES-NI it is the fastest cipher for bulk
 	// forwarding; chacha20-poly1305 stays for clients without it.
 	cfg.Ciphers = []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com",
@@ -231,7 +218,7 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 
 // authenticated finishes a successful login: the connection is marked,
 // audited, kept alive, and the Principal travels in the Permissions.
-func (s *Server) authenticated(ctx ssh.Context, st *connState, cm gossh.ConnMetadata, p authn.Principal) *gossh.Permissions {
+func (s *Server) authenticated(ctx ssh.Context, st *connState, cm gossh.ConnMetadata, p authn.Principal) (*gossh.Permissions, error) {
 	if st != nil {
 		p.SessionID = st.id
 		st.markAuthed()
@@ -246,10 +233,19 @@ func (s *Server) authenticated(ctx ssh.Context, st *connState, cm gossh.ConnMeta
 		if p.ForceCommand != "" {
 			d["force_command"] = p.ForceCommand
 		}
+		if !p.CertValidBefore.IsZero() {
+			d["valid_before"] = p.CertValidBefore.Format(time.RFC3339)
+		}
 	}
-	_ = s.record(ctx, store.Event{Actor: p.User, Action: "auth.success", Decision: "allow", Details: d})
+	// No login without its auth.success event: a connection the audit log
+	// does not know of must not exist.
+	if err := s.record(ctx, store.Event{Actor: p.User, Action: "auth.success", Decision: "allow", Details: d}); err != nil {
+		s.metrics.auth.WithLabelValues(p.Method, "audit_unavailable").Inc()
+		return nil, errors.New("bastion: the audit log cannot record this login now; try again later")
+	}
+	s.watchCertExpiry(st, p)
 	go s.keepalive(ctx)
-	return &gossh.Permissions{Extensions: map[string]string{principalExt: p.Marshal()}}
+	return &gossh.Permissions{Extensions: map[string]string{principalExt: p.Marshal()}}, nil
 }
 
 // deviceFallback reports whether a key that failed public-key auth may go
@@ -267,6 +263,9 @@ func (s *Server) publicKeyOffered(ctx ssh.Context, key ssh.PublicKey) bool {
 
 func (s *Server) keyAcceptable(ctx ssh.Context, key gossh.PublicKey, allowDevice bool) bool {
 	st := stateOf(ctx)
+	if !s.loginOK(st, ctx.User()) {
+		return false
+	}
 	if st != nil {
 		st.mu.Lock()
 		st.offered = appendUnique(st.offered, gossh.FingerprintSHA256(key))

@@ -35,7 +35,7 @@ func (s *Server) certAcceptable(ctx ssh.Context, st *connState, cert *gossh.Cert
 		st.keyFailure = why
 		st.mu.Unlock()
 	}
-	_ = s.record(ctx, store.Event{Actor: ctx.User(), Action: "auth.cert.refuse", Decision: "deny", Reason: why,
+	s.recordRefusal(ctx, store.Event{Actor: ctx.User(), Action: "auth.cert.refuse", Decision: "deny", Reason: why,
 		Details: map[string]string{"serial": fmt.Sprint(cert.Serial), "key_id": cert.KeyId, "source": ctx.RemoteAddr().String(), "conn": connID(st)}})
 	return false
 }

@@ -57,7 +57,9 @@ func (s *Server) deviceChallenge(ctx ssh.Context, st *connState, bind gossh.Publ
 				st.deviceFailure, st.failure = why, why
 				st.mu.Unlock()
 			}
-			_ = s.record(ctx, store.Event{Actor: cm.User(), Action: action, Decision: "deny", Reason: why,
+			// Not the connection's context: a client that leaves mid-login
+			// must not cancel the record of its own failure.
+			s.recordRefusal(context.WithoutCancel(ctx), store.Event{Actor: cm.User(), Action: action, Decision: "deny", Reason: why,
 				Details: map[string]string{"source": source, "conn": connID(st)}})
 			// The instruction of an info request with no prompts is how a
 			// server can still talk to the client at this point.
@@ -86,7 +88,10 @@ func (s *Server) deviceChallenge(ctx ssh.Context, st *connState, bind gossh.Publ
 		if bind != nil {
 			details["fingerprint"] = gossh.FingerprintSHA256(bind)
 		}
-		_ = s.record(ctx, store.Event{Actor: cm.User(), Action: "oidc.device.start", Decision: "allow", Details: details})
+		// The code is shown only once its start is on record.
+		if err := s.record(ctx, store.Event{Actor: cm.User(), Action: "oidc.device.start", Decision: "allow", Details: details}); err != nil {
+			return fail("oidc.device.fail", "the audit log cannot record this login now; try again later")
+		}
 
 		prompt := devicePrompt(da, bind != nil)
 		// The URL and code are in the prompt itself (not only the
@@ -109,7 +114,7 @@ func (s *Server) deviceChallenge(ctx ssh.Context, st *connState, bind gossh.Publ
 		if err != nil {
 			return fail("oidc.device.fail", err.Error())
 		}
-		return s.authenticated(ctx, st, cm, p), nil
+		return s.authenticated(ctx, st, cm, p)
 	}
 }
 
@@ -126,6 +131,12 @@ func (s *Server) completeDevice(ctx context.Context, id authn.Identity, bind gos
 	case u.Source == "oidc":
 		u.Groups, u.DisplayName = id.Groups, id.Name
 	}
+	ev := store.Event{Actor: u.Name, Action: "oidc.device.complete", Decision: "allow",
+		Details: map[string]string{"subject": id.Subject, "email": id.Email, "groups": strings.Join(id.Groups, ","), "source": source}}
+	// Each change (the user record, the bound key) waits for its event.
+	if err := s.record(ctx, ev); err != nil {
+		return authn.Principal{}, errors.New("the audit log cannot record this login now; try again later")
+	}
 	if err := s.cfg.Accounts.PutUser(ctx, u); err != nil {
 		return authn.Principal{}, fmt.Errorf("saving user %s: %v", u.Name, err)
 	}
@@ -134,21 +145,20 @@ func (s *Server) completeDevice(ctx context.Context, id authn.Identity, bind gos
 		groups = appendUnique(groups, g)
 	}
 	p := authn.Principal{User: u.Name, DisplayName: u.DisplayName, Groups: groups, Method: authn.MethodOIDC, AuthTime: now, SourceAddr: source}
-	ev := store.Event{Actor: u.Name, Action: "oidc.device.complete", Decision: "allow",
-		Details: map[string]string{"subject": id.Subject, "email": id.Email, "groups": strings.Join(id.Groups, ","), "source": source}}
 	if bind != nil {
 		ttl := s.cfg.DeviceLogin.Config().KeyTTL
 		k := store.Key{Fingerprint: gossh.FingerprintSHA256(bind), User: u.Name, Type: bind.Type(),
 			AuthorizedKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(bind))), Comment: "oidc device login",
 			Source: "oidc", Added: now, Expires: now.Add(ttl)}
+		if err := s.record(ctx, store.Event{Actor: u.Name, Action: "oidc.key.bind", Decision: "allow",
+			Details: map[string]string{"fingerprint": k.Fingerprint, "expires": k.Expires.Format(time.RFC3339), "source": source}}); err != nil {
+			return authn.Principal{}, errors.New("the audit log cannot record the key binding now; try again later")
+		}
 		if err := s.cfg.Accounts.PutKey(ctx, k); err != nil {
 			return authn.Principal{}, fmt.Errorf("binding the key: %v", err)
 		}
 		p.KeyFingerprint, p.KeyType = k.Fingerprint, k.Type
-		_ = s.record(ctx, store.Event{Actor: u.Name, Action: "oidc.key.bind", Decision: "allow",
-			Details: map[string]string{"fingerprint": k.Fingerprint, "expires": k.Expires.Format(time.RFC3339), "source": source}})
 	}
-	_ = s.record(ctx, ev)
 	return p, nil
 }
 

@@ -38,7 +38,7 @@ func (s *Server) channel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChan
 	}
 	reason := what + " is not enabled on this bastion"
 	s.metrics.refused.WithLabelValues("channel").Inc()
-	_ = s.record(ctx, store.Event{Actor: p.User, Action: "channel.refuse", Target: typ, Decision: "deny", Reason: reason,
+	s.recordRefusal(ctx, store.Event{Actor: p.User, Action: "channel.refuse", Target: typ, Decision: "deny", Reason: reason,
 		Details: map[string]string{"conn": p.SessionID}})
 	code := gossh.Prohibited
 	if !ok {

@@ -34,6 +34,11 @@ type Config struct {
 	// PreAuthTimeout bounds the time from TCP accept to successful
 	// authentication (default 30 s).
 	PreAuthTimeout time.Duration
+	// HandshakeTimeout bounds the time from TCP accept to the end of the
+	// key exchange (default 10 s), like a short LoginGraceTime for the
+	// part of the login that needs no user: a connection that does not
+	// even finish the handshake in that time gives its slot back.
+	HandshakeTimeout time.Duration
 	// MaxAuthTries caps failed auth attempts per connection (default 6).
 	MaxAuthTries int
 	// FailedConnsPerSource and FailWindow throttle sources whose
@@ -41,9 +46,30 @@ type Config struct {
 	FailedConnsPerSource int
 	FailWindow           time.Duration
 	// MaxStartups and MaxStartupsPerSource cap unauthenticated
-	// connections (defaults 200 and 20).
+	// connections (defaults 200 and 20). Connections that have not
+	// finished the key exchange are evicted to make room (see startups).
 	MaxStartups          int
 	MaxStartupsPerSource int
+	// MaxStartupsStart and MaxStartupsRate are OpenSSH's start:rate: past
+	// Start connections in authentication, new ones are dropped with
+	// probability Rate%, rising to 100% at MaxStartups (defaults
+	// MaxStartups/2 and 30; Start >= MaxStartups turns it off).
+	MaxStartupsStart int
+	MaxStartupsRate  int
+	// PerSourcePenalty is added to a source each time one of its
+	// connections is cut before finishing the key exchange, up to
+	// PerSourcePenaltyMax (defaults 15 s and 10 m; negative: off).
+	// Penalised sources lose their idle slots first.
+	PerSourcePenalty    time.Duration
+	PerSourcePenaltyMax time.Duration
+	// KeepExpiredCertSessions turns off what is otherwise done: a
+	// connection that logged in with a certificate is closed, and its
+	// sessions end as "certificate expired", at the certificate's
+	// ValidBefore (Teleport's disconnect_expired_cert).
+	KeepExpiredCertSessions bool
+	// EndSessions, if set, ends the sessions of one connection (by
+	// Principal.SessionID) with reason, before the core closes it.
+	EndSessions func(conn, reason string)
 	// KeepaliveInterval and KeepaliveCountMax detect dead peers (defaults
 	// 15 s and 3, as OpenSSH's ClientAlive settings).
 	KeepaliveInterval time.Duration
@@ -67,6 +93,9 @@ func (c *Config) defaults() {
 	if c.PreAuthTimeout <= 0 {
 		c.PreAuthTimeout = 30 * time.Second
 	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
 	if c.MaxAuthTries <= 0 {
 		c.MaxAuthTries = 6
 	}
@@ -78,6 +107,18 @@ func (c *Config) defaults() {
 	}
 	if c.MaxStartupsPerSource == 0 {
 		c.MaxStartupsPerSource = 20
+	}
+	if c.MaxStartupsStart == 0 {
+		c.MaxStartupsStart = c.MaxStartups / 2
+	}
+	if c.MaxStartupsRate <= 0 || c.MaxStartupsRate > 100 {
+		c.MaxStartupsRate = 30
+	}
+	if c.PerSourcePenalty == 0 {
+		c.PerSourcePenalty = 15 * time.Second
+	}
+	if c.PerSourcePenaltyMax == 0 {
+		c.PerSourcePenaltyMax = 10 * time.Minute
 	}
 	if c.FailWindow <= 0 {
 		c.FailWindow = time.Minute
@@ -114,6 +155,12 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[ssh.Session]struct{}
 	closing  bool
+
+	// inflight counts channel handlers still running. Shutdown waits for
+	// them after the connections are closed, so that every close event
+	// (forward.close, shell.close, ...) is written before the audit log
+	// and the store close.
+	inflight sync.WaitGroup
 }
 
 // New builds the server. Modules are registered into the table before.
@@ -132,7 +179,8 @@ func New(cfg Config, table *Table, auth Authenticator, auditor Auditor, log *slo
 		audit:    auditor,
 		log:      log,
 		throttle: &authn.Throttle{Max: cfg.FailedConnsPerSource, Window: cfg.FailWindow},
-		startups: &startups{max: cfg.MaxStartups, perSource: cfg.MaxStartupsPerSource},
+		startups: newStartups(startupLimits{Max: cfg.MaxStartups, PerSource: cfg.MaxStartupsPerSource,
+			Start: cfg.MaxStartupsStart, Rate: cfg.MaxStartupsRate, Penalty: cfg.PerSourcePenalty, PenaltyMax: cfg.PerSourcePenaltyMax}),
 		metrics:  newMetrics(reg),
 		sessions: map[ssh.Session]struct{}{},
 	}
@@ -148,8 +196,8 @@ func New(cfg Config, table *Table, auth Authenticator, auditor Auditor, log *slo
 		// identity is bound in VerifiedPublicKeyCallback (see auth.go).
 		PublicKeyHandler: s.publicKeyOffered,
 		ChannelHandlers: map[string]ssh.ChannelHandler{
-			"session": s.sessionChannel,
-			"default": s.channel,
+			"session": s.tracked(s.sessionChannel),
+			"default": s.tracked(s.channel),
 		},
 		RequestHandlers: map[string]ssh.RequestHandler{
 			"default": s.globalRequest,
@@ -191,9 +239,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(dctx)
 	if err != nil {
 		s.log.Warn("drain timeout reached, closing remaining connections", "err", err)
-		return s.srv.Close()
+		err = s.srv.Close()
 	}
-	return nil
+	// The connections are gone; their handlers still write their close
+	// events. Wait for them (bounded by ctx), so none is cut off by the
+	// audit log closing after Shutdown returns.
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Error("shutdown: channel handlers still running; their close events may be lost", "err", ctx.Err())
+	}
+	return err
+}
+
+// tracked counts h in inflight while it runs.
+func (s *Server) tracked(h ssh.ChannelHandler) ssh.ChannelHandler {
+	return func(srv *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
+		s.inflight.Add(1)
+		defer s.inflight.Done()
+		h(srv, conn, nc, ctx)
+	}
 }
 
 // Close closes everything at once.
@@ -221,6 +288,15 @@ func (s *Server) record(ctx context.Context, e store.Event) error {
 		return err
 	}
 	return nil
+}
+
+// recordRefusal audits a refusal. The refusal stands whatever happens to
+// its event (refusing is already the safe outcome), but a lost event is
+// logged and counted, never dropped in silence.
+func (s *Server) recordRefusal(ctx context.Context, e store.Event) {
+	if err := s.record(ctx, e); err != nil {
+		AuditLost(s.log, s.audit, e, err)
+	}
 }
 
 type metrics struct {

@@ -59,14 +59,19 @@ func requestContext(ctx ssh.Context) (context.Context, authn.Principal, error) {
 // want_reply=false, so the user would otherwise never learn why).
 func (s *Server) refuse(ctx ssh.Context, kind, typ string) {
 	what := describeRequest(typ)
-	msg := fmt.Sprintf("bastion: %s refused: this bastion does not provide it", what)
+	s.refuseWhy(ctx, kind, typ, fmt.Sprintf("bastion: %s refused: this bastion does not provide it", what), what+" is not enabled")
+}
+
+// refuseWhy is refuse with the notice (none if "") and the audited reason
+// given.
+func (s *Server) refuseWhy(ctx ssh.Context, kind, typ, msg, reason string) {
 	s.metrics.refused.WithLabelValues(kind).Inc()
 	actor := ""
 	if _, p, err := requestContext(ctx); err == nil {
 		actor = p.User
 	}
-	_ = s.record(ctx, store.Event{Actor: actor, Action: kind + ".refuse", Target: typ, Decision: "deny", Reason: what + " is not enabled"})
-	if st := stateOf(ctx); st != nil {
+	s.recordRefusal(ctx, store.Event{Actor: actor, Action: kind + ".refuse", Target: typ, Decision: "deny", Reason: reason})
+	if st := stateOf(ctx); st != nil && msg != "" {
 		st.notice(msg)
 	}
 }
@@ -95,13 +100,14 @@ func (st *connState) attach(out func(string)) {
 // sessionChannel accepts a session channel, filtering its requests before
 // charmbracelet/ssh's session handling sees them.
 func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
-	ssh.DefaultSessionHandler(srv, conn, &filteredChannel{NewChannel: nc, s: s, ctx: ctx}, ctx)
+	ssh.DefaultSessionHandler(srv, conn, &filteredChannel{NewChannel: nc, s: s, ctx: ctx, conn: conn}, ctx)
 }
 
 type filteredChannel struct {
 	gossh.NewChannel
-	s   *Server
-	ctx ssh.Context
+	s    *Server
+	ctx  ssh.Context
+	conn *gossh.ServerConn
 }
 
 func (f *filteredChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) {
@@ -110,9 +116,23 @@ func (f *filteredChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error)
 		return ch, reqs, err
 	}
 	out := make(chan *gossh.Request)
+	_, p, _ := requestContext(f.ctx)
 	go func() {
 		defer close(out)
 		for r := range reqs {
+			if what, ext := certRefusal(p, r.Type); ext != "" {
+				// The certificate withholds this (see certRefusal). The
+				// reason goes to this channel's stderr before the refusal:
+				// OpenSSH closes a session whose forced pty (-t) failed,
+				// and would never show a notice given later.
+				_, _ = ch.Stderr().Write([]byte(certRefusalMessage(p, what, ext) + "\n"))
+				if r.WantReply {
+					flushed(f.conn)
+					_ = r.Reply(false, nil)
+				}
+				f.s.refuseWhy(f.ctx, "request", r.Type, "", "certificate without "+ext)
+				continue
+			}
 			if allowedSessionRequests[r.Type] {
 				out <- r
 				continue
@@ -180,10 +200,28 @@ func (s *Server) handleSession(sess ssh.Session) {
 	}
 	if !ok {
 		s.metrics.refused.WithLabelValues("command").Inc()
-		_ = s.record(ctx, store.Event{Actor: p.User, Action: "command.refuse", Target: args[0], Decision: "deny",
+		s.recordRefusal(ctx, store.Event{Actor: p.User, Action: "command.refuse", Target: args[0], Decision: "deny",
 			Reason: "unknown command", Details: map[string]string{"args": strings.Join(args, " "), "conn": p.SessionID}})
 		fmt.Fprintf(sess.Stderr(), "bastion: unknown command %q; run `%s help` to list the commands\n", args[0], s.cfg.Host)
 		_ = sess.Exit(127)
+		return
+	}
+	if why := argsTooLong(args); why != "" {
+		// Input bounds at the edge: the bastion's own commands take names,
+		// flags and short texts; megabytes of arguments only serve to fill
+		// logs and other people's terminals.
+		s.recordRefusal(ctx, store.Event{Actor: p.User, Action: "command.refuse", Target: cmd.Name, Decision: "deny", Reason: why})
+		fmt.Fprintf(sess.Stderr(), "bastion: %s refused: %s\n", cmd.Name, why)
+		_ = sess.Exit(2)
+		return
+	}
+	// A command runs only once its command.run event is durable: whatever
+	// it changes is then on record, even if the process dies mid-way.
+	if err := s.record(ctx, store.Event{Actor: p.User, Action: "command.run", Target: cmd.Name, Decision: "allow",
+		Details: map[string]string{"args": strings.Join(args, " "), "conn": p.SessionID}}); err != nil {
+		s.metrics.commands.WithLabelValues(cmd.Name, "refused").Inc()
+		fmt.Fprintf(sess.Stderr(), "bastion: %s refused: the audit log cannot record it now; try again later\n", cmd.Name)
+		_ = sess.Exit(1)
 		return
 	}
 	code := cmd.Run(ctx, sess, args)
@@ -192,8 +230,8 @@ func (s *Server) handleSession(sess ssh.Session) {
 		result = "error"
 	}
 	s.metrics.commands.WithLabelValues(cmd.Name, result).Inc()
-	_ = s.record(ctx, store.Event{Actor: p.User, Action: "command.run", Target: cmd.Name, Decision: "allow",
-		Details: map[string]string{"args": strings.Join(args, " "), "exit": fmt.Sprint(code), "conn": p.SessionID}})
+	s.recordRefusal(ctx, store.Event{Actor: p.User, Action: "command.exit", Target: cmd.Name, Decision: "allow",
+		Details: map[string]string{"exit": fmt.Sprint(code), "conn": p.SessionID}})
 	_ = sess.Exit(code)
 }
 
@@ -210,14 +248,14 @@ func (s *Server) subsystem(sess ssh.Session) {
 	if p.ForceCommand != "" {
 		// force-command covers subsystems too (sftp included), as in sshd.
 		fmt.Fprintf(sess.Stderr(), "bastion: subsystem %q refused: your certificate forces the command %q\n", name, p.ForceCommand)
-		_ = s.record(ctx, store.Event{Actor: p.User, Action: "subsystem.refuse", Target: name, Decision: "deny", Reason: "certificate force-command"})
+		s.recordRefusal(ctx, store.Event{Actor: p.User, Action: "subsystem.refuse", Target: name, Decision: "deny", Reason: "certificate force-command"})
 		_ = sess.Exit(1)
 		return
 	}
 	h, ok := s.table.subsystems[name]
 	if !ok {
 		s.metrics.refused.WithLabelValues("subsystem").Inc()
-		_ = s.record(ctx, store.Event{Actor: p.User, Action: "subsystem.refuse", Target: name, Decision: "deny", Reason: "unknown subsystem"})
+		s.recordRefusal(ctx, store.Event{Actor: p.User, Action: "subsystem.refuse", Target: name, Decision: "deny", Reason: "unknown subsystem"})
 		avail := strings.Join(s.table.SubsystemNames(), ", ")
 		if avail == "" {
 			avail = "none"
@@ -226,6 +264,31 @@ func (s *Server) subsystem(sess ssh.Session) {
 		_ = sess.Exit(1)
 		return
 	}
-	_ = s.record(ctx, store.Event{Actor: p.User, Action: "subsystem.open", Target: name, Decision: "allow", Details: map[string]string{"conn": p.SessionID}})
+	// The subsystem starts only once its event is durable.
+	if err := s.record(ctx, store.Event{Actor: p.User, Action: "subsystem.open", Target: name, Decision: "allow", Details: map[string]string{"conn": p.SessionID}}); err != nil {
+		fmt.Fprintf(sess.Stderr(), "bastion: subsystem %q refused: the audit log cannot record it now; try again later\n", name)
+		_ = sess.Exit(1)
+		return
+	}
 	_ = sess.Exit(h(ctx, sess, []string{name}))
+}
+
+// Bounds on the arguments of the bastion's own commands.
+const (
+	maxCommandArg  = 8 << 10
+	maxCommandArgs = 32 << 10
+)
+
+func argsTooLong(args []string) string {
+	total := 0
+	for i, a := range args {
+		if len(a) > maxCommandArg {
+			return fmt.Sprintf("argument %d is %d bytes; the limit is %d", i, len(a), maxCommandArg)
+		}
+		total += len(a)
+	}
+	if total > maxCommandArgs {
+		return fmt.Sprintf("the arguments are %d bytes; the limit is %d", total, maxCommandArgs)
+	}
+	return ""
 }

@@ -15,4 +15,9 @@
 // session's streams, window size and environment in [Options]. Colours follow
 // the client's environment (NO_COLOR, TERM=dumb), never the server's own
 // terminal.
+//
+// Every field that others wrote (names, labels, addresses, reasons, the
+// backend's errors) is drawn through the bastion's one sanitiser,
+// [github.com/sshbastion/bastion/tui/termsafe]: table cells in row, the
+// status in footer, the rest where it is drawn.
 package tui

@@ -5,6 +5,8 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/sshbastion/bastion/tui/termsafe"
 )
 
 // field is a one-line text input, edited at its end like the filter:
@@ -65,7 +67,7 @@ func (f *field) add(s string) {
 // view is the field's text in w cells: its end, where the cursor is, and
 // "_" as the cursor when focused (visible without colours too).
 func (f field) view(w int, focused bool) string {
-	s := f.value
+	s := safe(f.value) // pasted bidi controls get past add
 	if focused {
 		s += "_"
 	}
@@ -82,18 +84,11 @@ func (f field) view(w int, focused bool) string {
 	return s
 }
 
-// clean makes text from elsewhere (a requester's reason, a backend's
-// error) safe to draw: line breaks and tabs become spaces, and any other
-// control character a "?", so that nobody can move the reviewer's cursor,
-// restyle or retitle their terminal, or hide text with escape sequences.
-func clean(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '\n' || r == '\r' || r == '\t':
-			return ' '
-		case r < ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			return '?'
-		}
-		return r
-	}, s)
-}
+// safe makes text from elsewhere (names, labels, addresses, a requester's
+// reason, a backend's error) safe to draw, with the bastion's one
+// sanitiser: control characters, escape sequences and bidi controls are
+// shown escaped (\x1b, \n, \u202e), so that nobody can move the user's
+// cursor, restyle, retitle or clear their terminal, forge a row, or make
+// text read differently from what it is. Every user-supplied field goes
+// through it before it is drawn; it is idempotent, so text may pass twice.
+func safe(s string) string { return termsafe.String(s) }

@@ -152,28 +152,29 @@ func (m model) requested(msg requestedMsg) (tea.Model, tea.Cmd) {
 	if msg.err != nil {
 		if open {
 			// The form stays, so that the user keeps what they typed.
-			m.form.busy, m.form.err = false, clean(msg.err.Error())
+			m.form.busy, m.form.err = false, safe(msg.err.Error())
 		} else {
-			m.setStatus(false, "request for %s refused: %s", msg.resource, clean(msg.err.Error()))
+			m.setStatus(false, "request for %s refused: %s", msg.resource, safe(msg.err.Error()))
 		}
 		return m, nil
 	}
 	if open {
 		m.closeForm()
 	}
-	m.setStatus(true, "request %s filed for %s; a reviewer must approve it", clean(msg.id), msg.resource)
+	m.setStatus(true, "request %s filed for %s; a reviewer must approve it", safe(msg.id), msg.resource)
 	return m, nil
 }
 
 func (m model) formView() []string {
 	st, f := m.st, m.form
+	name := safe(f.resource)
 	lines := []string{m.header(), ""}
-	lines = append(lines, " "+st.errText.Render(f.resource+" is locked")+": request access to it")
+	lines = append(lines, " "+st.errText.Render(name+" is locked")+": request access to it")
 	who := "A reviewer"
 	if f.project != "" {
-		who = "A reviewer of project " + f.project
+		who = "A reviewer of project " + safe(f.project)
 	}
-	for _, l := range wrap(who+" must approve it; then "+f.resource+" unlocks here for the TTL (the bastion may cap it).", m.width-2) {
+	for _, l := range wrap(who+" must approve it; then "+name+" unlocks here for the TTL (the bastion may cap it).", m.width-2) {
 		lines = append(lines, " "+st.dim.Render(l))
 	}
 	lines = append(lines, "")

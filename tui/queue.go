@@ -100,7 +100,7 @@ func (m model) requestsUpdate(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.queue.got = msg.seq
 		if msg.err != nil {
 			// The count keeps its last value; the page says why.
-			m.queue.err = clean(msg.err.Error())
+			m.queue.err = safe(msg.err.Error())
 			return m, nil
 		}
 		m.queue.err, m.queue.loaded = "", true
@@ -112,7 +112,7 @@ func (m model) requestsUpdate(msg tea.Msg) (tea.Model, tea.Cmd) {
 			verb, done = "deny", "denied"
 		}
 		if msg.err != nil {
-			m.setStatus(false, "could not %s: %s", verb, clean(msg.err.Error()))
+			m.setStatus(false, "could not %s: %s", verb, safe(msg.err.Error()))
 		} else {
 			m.setStatus(true, "%s %s: %s on %s", done, msg.req.ID, msg.req.User, strings.Join(msg.req.Resources, ", "))
 		}
@@ -131,10 +131,10 @@ func (m *model) setQueue(rs []Request) {
 	q.items = make([]Request, 0, len(rs))
 	for _, r := range rs {
 		// Requesters write the reasons: never draw them raw.
-		r.ID, r.User, r.Reason = clean(r.ID), clean(r.User), clean(r.Reason)
+		r.ID, r.User, r.Reason = safe(r.ID), safe(r.User), safe(r.Reason)
 		res := make([]string, len(r.Resources))
 		for i, n := range r.Resources {
-			res[i] = clean(n)
+			res[i] = safe(n)
 		}
 		r.Resources = res
 		q.items = append(q.items, r)
@@ -318,7 +318,7 @@ func (m model) queueDetail() []string {
 	switch {
 	case m.status != "" && !m.statusOK:
 		// A refusal says why at length: it gets the pane.
-		for _, l := range wrap(m.status, m.width-2) {
+		for _, l := range wrap(safe(m.status), m.width-2) {
 			lines = append(lines, " "+st.errText.Render(l))
 		}
 	case ok:

@@ -251,7 +251,7 @@ func TestQueueDrawsReasonsSafely(t *testing.T) {
 	if strings.ContainsAny(v, "\x1b\x07") {
 		t.Fatalf("the reason's control characters reached the screen: %q", v)
 	}
-	if !strings.Contains(v, "INC-7?]0;pwned??[2J second line") {
+	if !strings.Contains(v, `INC-7\x1b]0;pwned\x07\x1b[2J\nsecond line`) {
 		t.Fatalf("the reason is not shown, made safe:\n%s", v)
 	}
 }

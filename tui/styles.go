@@ -119,14 +119,15 @@ func clip(line string, w int) string {
 	return line
 }
 
-// row joins cells, each fitted to its width, with one space between.
+// row joins cells, each made safe and fitted to its width, with one space
+// between: cells hold names, labels and reasons that others wrote.
 func row(cells []string, widths []int) string {
 	var b strings.Builder
 	for i, c := range cells {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(fit(c, widths[i]))
+		b.WriteString(fit(safe(c), widths[i]))
 	}
 	return b.String()
 }

@@ -27,7 +27,7 @@ func (m model) listHeight() int {
 func (m model) View() string {
 	if m.quitting {
 		if m.choice.Open != "" {
-			return "bastion: opening " + m.choice.Open + " …\n"
+			return "bastion: opening " + safe(m.choice.Open) + " …\n"
 		}
 		return "bastion: bye\n"
 	}
@@ -61,7 +61,7 @@ func (m model) header() string {
 	st := m.st
 	left := st.header.Render(" bastion ")
 	if m.user != "" {
-		left += st.headerDim.Render(" " + m.user + " ")
+		left += st.headerDim.Render(" " + safe(m.user) + " ")
 	}
 	if n := len(m.queue.items); n > 0 {
 		left += st.pending.Render(fmt.Sprintf(" %d pending ", n))
@@ -85,13 +85,14 @@ func (m model) header() string {
 	return left + st.headerDim.Render(strings.Repeat(" ", gap)) + tabs
 }
 
-// footer is the status line when there is one, or the keys.
+// footer is the status line when there is one, or the keys. Statuses
+// quote names and the backend's errors: they are drawn made safe.
 func (m model) footer(keys string) string {
 	switch {
 	case m.status != "" && m.statusOK:
-		return m.st.status.Render(fit(" "+m.status, m.width))
+		return m.st.status.Render(fit(" "+safe(m.status), m.width))
 	case m.status != "":
-		return m.st.errText.Render(fit(" "+m.status, m.width))
+		return m.st.errText.Render(fit(" "+safe(m.status), m.width))
 	}
 	return m.st.dim.Render(fit(" "+keys, m.width))
 }
@@ -116,7 +117,7 @@ func (m model) resourcesView() []string {
 	if m.filter == "" {
 		f = " Filter: " + st.placeholder.Render("type to filter by name, kind, project or label")
 	} else {
-		f = " Filter: " + st.filter.Render(m.filter+"_")
+		f = " Filter: " + st.filter.Render(safe(m.filter)+"_")
 	}
 	if gap := m.width - ansi.StringWidth(f) - len(count); gap > 0 {
 		f += strings.Repeat(" ", gap) + st.count.Render(count)
@@ -173,7 +174,7 @@ func (m model) detailView() []string {
 	it, ok := m.selected()
 	title := "─"
 	if ok {
-		title = "─ " + it.Name + " "
+		title = "─ " + safe(it.Name) + " "
 	}
 	lines := []string{st.rule.Render(title + strings.Repeat("─", max(m.width-ansi.StringWidth(title), 0)))}
 	if ok {
@@ -190,8 +191,10 @@ func (m model) detailView() []string {
 		if !it.Reachable {
 			info = append(info, "locked")
 		}
-		lines = append(lines, " "+st.dim.Render(strings.Join(info, " · ")))
+		lines = append(lines, " "+st.dim.Render(safe(strings.Join(info, " · "))))
 		for _, hw := range connectLines(m.host, it) {
+			// The commands and sentences quote the Resource's name.
+			hw.text, hw.cmd = safe(hw.text), safe(hw.cmd)
 			switch {
 			case hw.cmd == "" && !it.Reachable:
 				lines = append(lines, " "+st.status.Render(hw.text))

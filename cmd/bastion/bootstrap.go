@@ -19,10 +19,13 @@ import (
 // public key files to it. `make run` uses it to let the invoking user in.
 func bootstrapAdmin(ctx context.Context, st store.Store, alog *audit.Log, name string, files []string, log *slog.Logger) error {
 	if _, err := st.GetUser(ctx, name); errors.Is(err, store.ErrNotFound) {
+		// The event comes first: no change without its durable record.
+		if _, err := alog.Append(ctx, store.Event{Actor: "bastion", Action: "user.add", Target: name, Decision: "allow", Reason: "bootstrap admin"}); err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
 		if err := st.PutUser(ctx, store.User{Name: name, Source: "bootstrap", Created: time.Now().UTC()}); err != nil {
 			return err
 		}
-		_, _ = alog.Append(ctx, store.Event{Actor: "bastion", Action: "user.add", Target: name, Decision: "allow", Reason: "bootstrap admin"})
 	} else if err != nil {
 		return err
 	}
@@ -50,11 +53,13 @@ func bootstrapAdmin(ctx context.Context, st store.Store, alog *audit.Log, name s
 			}
 			k := store.Key{Fingerprint: fp, User: name, Type: pk.Type(), Comment: comment, Source: "bootstrap",
 				AuthorizedKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(pk))), Added: time.Now().UTC()}
+			if _, err := alog.Append(ctx, store.Event{Actor: "bastion", Action: "key.add", Target: name, Decision: "allow",
+				Reason: "bootstrap admin key", Details: map[string]string{"fingerprint": fp, "file": f}}); err != nil {
+				return fmt.Errorf("audit log: %w", err)
+			}
 			if err := st.PutKey(ctx, k); err != nil {
 				return err
 			}
-			_, _ = alog.Append(ctx, store.Event{Actor: "bastion", Action: "key.add", Target: name, Decision: "allow",
-				Reason: "bootstrap admin key", Details: map[string]string{"fingerprint": fp, "file": f}})
 			log.Info("registered bootstrap admin key", "user", name, "fingerprint", fp)
 		}
 	}

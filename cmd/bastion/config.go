@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/sshbastion/bastion/authn"
 	"github.com/sshbastion/bastion/store"
+	"github.com/sshbastion/bastion/subsystems/kube"
 )
 
 // Config is the YAML configuration of `bastion serve`.
@@ -36,6 +39,22 @@ type Config struct {
 		FailWindow           time.Duration `yaml:"fail_window"`
 		MaxStartups          int           `yaml:"max_startups"`
 		MaxStartupsPerSource int           `yaml:"max_startups_per_source"`
+		// HandshakeTimeout bounds accept to the end of the key exchange;
+		// idle connections give their pre-auth slot back after it.
+		HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+		// MaxStartupsStart and MaxStartupsRate: OpenSSH's start:rate of
+		// MaxStartups, counted over connections past the key exchange (0
+		// start: half of max_startups).
+		MaxStartupsStart int `yaml:"max_startups_start"`
+		MaxStartupsRate  int `yaml:"max_startups_rate"`
+		// PerSourcePenalty is added to a source per connection cut before
+		// its key exchange finished, up to PerSourcePenaltyMax (negative:
+		// off); penalised sources lose their idle slots first.
+		PerSourcePenalty    time.Duration `yaml:"per_source_penalty"`
+		PerSourcePenaltyMax time.Duration `yaml:"per_source_penalty_max"`
+		// DisconnectExpiredCert ends a certificate login's connection and
+		// sessions at the certificate's expiry (default true).
+		DisconnectExpiredCert bool `yaml:"disconnect_expired_cert"`
 	} `yaml:"auth"`
 	Keepalive struct {
 		Interval time.Duration `yaml:"interval"`
@@ -50,11 +69,26 @@ type Config struct {
 		DialTimeout time.Duration `yaml:"dial_timeout"`
 	} `yaml:"forward"`
 	// Kube: how users appear to apiservers. The prefixes go before the
-	// impersonated user and every impersonated group.
+	// impersonated user and every impersonated group. Credentials are the
+	// bastion's own apiserver identities, by name: Resources made over
+	// ssh refer to one (--credentials NAME) and never name a file.
 	Kube struct {
-		UserPrefix  string `yaml:"user_prefix"`
-		GroupPrefix string `yaml:"group_prefix"`
+		UserPrefix  string                    `yaml:"user_prefix"`
+		GroupPrefix string                    `yaml:"group_prefix"`
+		Credentials map[string]KubeCredential `yaml:"credentials"`
 	} `yaml:"kube"`
+	// ResourcePolicy limits what Resources made over ssh may be (see
+	// subsystems/commands/resources_rules.go and subsystems/netguard).
+	ResourcePolicy struct {
+		// Logins project admins may give ssh Resources; root is never
+		// one of them (domain admins may set any login). Empty: project
+		// admins set none, and users log in as themselves.
+		Logins []string `yaml:"logins"`
+		// AllowCIDRs re-open ranges refused by default (loopback,
+		// link-local, unspecified, cloud metadata) for Resources made over
+		// ssh; the bastion's own listeners stay refused.
+		AllowCIDRs []string `yaml:"allow_cidrs"`
+	} `yaml:"resource_policy"`
 	// Requests: just-in-time access. Grants last DefaultTTL unless asked
 	// otherwise, never more than MaxTTL or their project's cap.
 	Requests struct {
@@ -85,6 +119,11 @@ func defaultConfig() Config {
 	c.Auth.FailWindow = time.Minute
 	c.Auth.MaxStartups = 200
 	c.Auth.MaxStartupsPerSource = 20
+	c.Auth.HandshakeTimeout = 10 * time.Second
+	c.Auth.MaxStartupsRate = 30
+	c.Auth.PerSourcePenalty = 15 * time.Second
+	c.Auth.PerSourcePenaltyMax = 10 * time.Minute
+	c.Auth.DisconnectExpiredCert = true
 	c.Keepalive.Interval = 15 * time.Second
 	c.Keepalive.CountMax = 3
 	c.DrainTimeout = 10 * time.Second
@@ -159,12 +198,22 @@ func (c *Config) validate() error {
 	if c.Auth.MaxAuthTries <= 0 {
 		return fmt.Errorf("auth.max_auth_tries: must be positive")
 	}
+	if c.Auth.HandshakeTimeout <= 0 {
+		return fmt.Errorf("auth.handshake_timeout: must be positive")
+	}
+	if c.Auth.MaxStartupsRate < 0 || c.Auth.MaxStartupsRate > 100 {
+		return fmt.Errorf("auth.max_startups_rate: must be a percentage (0-100)")
+	}
 	if c.Sessions.TTL <= 0 || c.Sessions.MaxTTL <= 0 || c.Sessions.IdleTimeout <= 0 {
 		return fmt.Errorf("sessions: ttl, max_ttl and idle_timeout must be positive")
 	}
 	if c.Sessions.TTL > c.Sessions.MaxTTL {
 		return fmt.Errorf("sessions.ttl %s is above sessions.max_ttl %s", c.Sessions.TTL, c.Sessions.MaxTTL)
 	}
+	if err := c.validateResourcePolicy(); err != nil {
+		return err
+	}
+	names := map[string]string{} // every name and alias -> the Resource answering to it
 	for i, r := range c.Resources {
 		if r.Name == "" || r.Kind == "" {
 			return fmt.Errorf("resources[%d]: name and kind are required", i)
@@ -174,6 +223,96 @@ func (c *Config) validate() error {
 		default:
 			return fmt.Errorf("resources[%d] (%s): kind %q is not ssh, tcp or kube", i, r.Name, r.Kind)
 		}
+		for _, n := range append([]string{r.Name}, r.Aliases...) {
+			if o, dup := names[n]; dup {
+				return fmt.Errorf("resources[%d] (%s): the name or alias %q is also %s's: forwards would reach only one of them", i, r.Name, n, o)
+			}
+			names[n] = r.Name
+		}
+		if k := r.Kube; k != nil && k.Credentials != "" {
+			if _, ok := c.Kube.Credentials[k.Credentials]; !ok {
+				return fmt.Errorf("resources[%d] (%s): kube.credentials %q is not defined under kube.credentials", i, r.Name, k.Credentials)
+			}
+			if k.Kubeconfig != "" || k.Context != "" || k.InCluster {
+				return fmt.Errorf("resources[%d] (%s): kube: give credentials or kubeconfig/context/in_cluster, not both", i, r.Name)
+			}
+		}
 	}
 	return nil
+}
+
+// validateResourcePolicy checks resource_policy and kube.credentials.
+func (c *Config) validateResourcePolicy() error {
+	for _, l := range c.ResourcePolicy.Logins {
+		if l == "root" {
+			return fmt.Errorf("resource_policy.logins: root may be set by domain admins only and cannot be listed")
+		}
+		if l == "" || strings.ContainsAny(l, " \t@:/") {
+			return fmt.Errorf("resource_policy.logins: %q is not a login", l)
+		}
+	}
+	for _, cidr := range c.ResourcePolicy.AllowCIDRs {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			return fmt.Errorf("resource_policy.allow_cidrs: %q is not a CIDR (e.g. 127.0.0.0/8)", cidr)
+		}
+	}
+	for name, k := range c.Kube.Credentials {
+		if name == "" || strings.ContainsAny(name, " \t/") {
+			return fmt.Errorf("kube.credentials: %q is not a name", name)
+		}
+		if (k.Kubeconfig == "") == !k.InCluster {
+			return fmt.Errorf("kube.credentials.%s: give exactly one of kubeconfig and in_cluster", name)
+		}
+		if k.Context != "" && k.Kubeconfig == "" {
+			return fmt.Errorf("kube.credentials.%s: context needs a kubeconfig", name)
+		}
+	}
+	return nil
+}
+
+// KubeCredential is one of the bastion's apiserver identities: a
+// kubeconfig file (and context), or the in-cluster service account. In
+// YAML, a plain string is a kubeconfig path.
+type KubeCredential struct {
+	Kubeconfig string `yaml:"kubeconfig"`
+	Context    string `yaml:"context"`
+	InCluster  bool   `yaml:"in_cluster"`
+}
+
+// UnmarshalYAML accepts "PATH" as well as {kubeconfig, context, in_cluster}.
+func (k *KubeCredential) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&k.Kubeconfig)
+	}
+	if n.Kind == yaml.MappingNode {
+		// Decode below does not inherit the strict decoder: refuse unknown
+		// keys here, a typo in a credential must not pass silently.
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			switch key := n.Content[i].Value; key {
+			case "kubeconfig", "context", "in_cluster":
+			default:
+				return fmt.Errorf("line %d: kube credential: unknown field %q (want kubeconfig, context, in_cluster)", n.Content[i].Line, key)
+			}
+		}
+	}
+	type plain KubeCredential
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*k = KubeCredential(p)
+	return nil
+}
+
+// kubeCredentials converts the config's kube.credentials for the kube
+// module, and lists their names (sorted) for `resources add`.
+func kubeCredentials(cfg Config) (map[string]kube.Credential, []string) {
+	out := map[string]kube.Credential{}
+	names := make([]string, 0, len(cfg.Kube.Credentials))
+	for name, c := range cfg.Kube.Credentials {
+		out[name] = kube.Credential{Kubeconfig: c.Kubeconfig, Context: c.Context, InCluster: c.InCluster}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return out, names
 }

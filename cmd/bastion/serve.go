@@ -29,6 +29,7 @@ import (
 	"github.com/sshbastion/bastion/subsystems/forward"
 	"github.com/sshbastion/bastion/subsystems/hostshell"
 	"github.com/sshbastion/bastion/subsystems/kube"
+	"github.com/sshbastion/bastion/subsystems/netguard"
 	"github.com/sshbastion/bastion/subsystems/requests"
 	"github.com/sshbastion/bastion/subsystems/sessions"
 	sftpsub "github.com/sshbastion/bastion/subsystems/sftp"
@@ -108,7 +109,11 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 		return fmt.Errorf("opening the store in %s: %w", cfg.DataDir, err)
 	}
 	defer st.Close()
-	alog, err := audit.New(st, audit.Options{Logger: log})
+	reg := prometheus.NewRegistry()
+	lostEvents := prometheus.NewCounter(prometheus.CounterOpts{Name: "bastion_audit_lost_events_total",
+		Help: "Audit events that could not be made durable for actions that had already happened."})
+	reg.MustRegister(lostEvents)
+	alog, err := audit.New(st, audit.Options{Logger: log, LostEvents: lostEvents})
 	if err != nil {
 		return fmt.Errorf("opening the audit log: %w", err)
 	}
@@ -138,7 +143,6 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// Listen first, so that the messages name the port actually bound
@@ -152,6 +156,18 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	if host == "" {
 		host = defaultHost(ln.Addr().String())
 	}
+	// The address guard: Resources made over ssh never reach the
+	// bastion's own listeners, loopback, link-local or cloud metadata
+	// (unless resource_policy.allow_cidrs says so), checked at add and at
+	// every dial.
+	guard, err := netguard.New(netguard.Config{AllowCIDRs: cfg.ResourcePolicy.AllowCIDRs})
+	if err != nil {
+		return err
+	}
+	if err := guard.AddListener("ssh", ln.Addr().String()); err != nil {
+		return err
+	}
+	kubeCreds, kubeCredNames := kubeCredentials(cfg)
 	sm := sessions.New(sessions.Config{TTL: cfg.Sessions.TTL, MaxTTL: cfg.Sessions.MaxTTL, IdleTimeout: cfg.Sessions.IdleTimeout},
 		st, engine, alog, log)
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
@@ -167,8 +183,9 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 		return fmt.Errorf("user CA: %w", err)
 	}
 	table := subsystems.NewTable()
-	shells := hostshell.New(hostshell.Config{Host: host, DialTimeout: cfg.Forward.DialTimeout}, st, engine, sm, alog, ca, st, st, log)
-	kubes, err := kube.New(kube.Config{Host: host, UserPrefix: cfg.Kube.UserPrefix, GroupPrefix: cfg.Kube.GroupPrefix}, st, engine, sm, alog, log)
+	shells := hostshell.New(hostshell.Config{Host: host, DialTimeout: cfg.Forward.DialTimeout, Dialer: guard}, st, engine, sm, alog, ca, st, st, log)
+	kubes, err := kube.New(kube.Config{Host: host, UserPrefix: cfg.Kube.UserPrefix, GroupPrefix: cfg.Kube.GroupPrefix,
+		Credentials: kubeCreds, Dialer: guard}, st, engine, sm, alog, log)
 	if err != nil {
 		return err
 	}
@@ -180,7 +197,7 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	shells.SetRequests(reqs)
 	defer func() { stopReqs(); <-reqDone }()
 	mods := []subsystems.Module{
-		forward.New(forward.Config{DialTimeout: cfg.Forward.DialTimeout, Host: host, Kube: kubes}, st, engine, sm, alog, log),
+		forward.New(forward.Config{DialTimeout: cfg.Forward.DialTimeout, Host: host, Kube: kubes, Dialer: guard}, st, engine, sm, alog, log),
 		kubes,
 		shells,
 		sftpsub.New(sftpsub.Config{Host: host}, st, engine, sm, alog, shells, log),
@@ -199,6 +216,8 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 			CertRevocations: st,
 			Requests:        reqs,
 			Host:            host,
+			ResourceRules: commands.ResourceRules{Addresses: guard, Logins: cfg.ResourcePolicy.Logins,
+				KubeCredentials: kubeCredNames},
 		}),
 	}
 	for _, m := range mods {
@@ -214,12 +233,21 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 		FailWindow:           cfg.Auth.FailWindow,
 		MaxStartups:          cfg.Auth.MaxStartups,
 		MaxStartupsPerSource: cfg.Auth.MaxStartupsPerSource,
+		HandshakeTimeout:     cfg.Auth.HandshakeTimeout,
+		MaxStartupsStart:     cfg.Auth.MaxStartupsStart,
+		MaxStartupsRate:      cfg.Auth.MaxStartupsRate,
+		PerSourcePenalty:     cfg.Auth.PerSourcePenalty,
+		PerSourcePenaltyMax:  cfg.Auth.PerSourcePenaltyMax,
 		KeepaliveInterval:    cfg.Keepalive.Interval,
 		KeepaliveCountMax:    cfg.Keepalive.CountMax,
 		DrainTimeout:         cfg.DrainTimeout,
 		Host:                 host,
 		Accounts:             st,
 	}
+	// A certificate login ends with its certificate; its sessions first,
+	// so that they are recorded as "certificate expired".
+	scfg.KeepExpiredCertSessions = !cfg.Auth.DisconnectExpiredCert
+	scfg.EndSessions = sm.EndConn
 	if cfg.OIDC.Enabled() {
 		scfg.DeviceLogin = authn.NewDeviceFlow(cfg.OIDC)
 	}
@@ -246,11 +274,18 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 		if err != nil {
 			return err
 		}
+		if err := guard.AddListener("metrics", metricsAddr); err != nil {
+			return err
+		}
 	}
 	log.Info("bastion listening", "addr", ln.Addr().String(), "metrics", metricsAddr, "data", cfg.DataDir,
 		"host_key", fingerprint(hostKey))
-	_, _ = alog.Append(ctx, store.Event{Actor: "bastion", Action: "server.start", Decision: "allow",
-		Details: map[string]string{"addr": ln.Addr().String(), "host_key": fingerprint(hostKey)}})
+	// No service without its record: a bastion that cannot audit its own
+	// start would not audit what follows either.
+	if _, err := alog.Append(ctx, store.Event{Actor: "bastion", Action: "server.start", Decision: "allow",
+		Details: map[string]string{"addr": ln.Addr().String(), "host_key": fingerprint(hostKey)}}); err != nil {
+		return fmt.Errorf("audit log: cannot record server.start: %w", err)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -267,7 +302,9 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	if httpSrv != nil {
 		_ = httpSrv.Shutdown(sctx)
 	}
-	_, _ = alog.Append(context.Background(), store.Event{Actor: "bastion", Action: "server.stop", Decision: "allow"})
+	if _, err := alog.Append(context.Background(), store.Event{Actor: "bastion", Action: "server.stop", Decision: "allow"}); err != nil {
+		return fmt.Errorf("audit log: cannot record server.stop: %w", err)
+	}
 	return nil
 }
 

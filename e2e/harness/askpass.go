@@ -145,3 +145,16 @@ func UserCode(t testing.TB, prompt string) string {
 	}
 	return strings.TrimSpace(m[1])
 }
+
+// Kill ends the ssh client at once, as a user closing the terminal would.
+func (x *Interactive) Kill() {
+	if x.cmd != nil && x.cmd.Process != nil {
+		_ = x.cmd.Process.Kill()
+		// The askpass child holds ssh's output pipes until it gets an
+		// answer: release every prompt it may be waiting on.
+		for n := 0; n < 16; n++ {
+			_ = os.WriteFile(filepath.Join(x.dir, fmt.Sprintf("answer.%d", n)), nil, 0o600)
+		}
+		<-x.done
+	}
+}

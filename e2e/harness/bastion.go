@@ -77,6 +77,10 @@ type Options struct {
 	Env    []string
 	// LogLevel defaults to debug.
 	LogLevel string
+	// StrictAddresses leaves out the generated resource_policy, which
+	// allows 127.0.0.0/8 for Resources made over ssh (the harness's
+	// targets run on loopback); Config may then give its own.
+	StrictAddresses bool
 }
 
 // Bastion is a running bastion process.
@@ -119,8 +123,12 @@ func (b *Bastion) writeConfig(listen string) {
 	if lvl == "" {
 		lvl = "debug"
 	}
-	cfg := fmt.Sprintf("listen: %s\nmetrics_listen: 127.0.0.1:0\ndata_dir: %s\nlog:\n  format: text\n  level: %s\n%s\n",
-		listen, b.DataDir, lvl, b.opts.Config)
+	policy := "resource_policy:\n  allow_cidrs: [127.0.0.0/8]\n"
+	if b.opts.StrictAddresses {
+		policy = ""
+	}
+	cfg := fmt.Sprintf("listen: %s\nmetrics_listen: 127.0.0.1:0\ndata_dir: %s\nlog:\n  format: text\n  level: %s\n%s%s\n",
+		listen, b.DataDir, lvl, policy, b.opts.Config)
 	if err := os.WriteFile(b.ConfigPath, []byte(cfg), 0o600); err != nil {
 		b.t.Fatal(err)
 	}

@@ -59,6 +59,13 @@ type Store struct {
 	evMu sync.Mutex
 	last *store.Event // highest stored event, nil on an empty log
 
+	// txnBytes and txnOps are what one AppendEvents transaction holds
+	// (see TxnLimits), derived from the options at Open.
+	txnBytes, txnOps int
+
+	// changes is the change feed (changes.go).
+	changes *changeHub
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -91,7 +98,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("badger: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, clock: opts.Clock, log: opts.Logger}
+	s := &Store{db: db, clock: opts.Clock, log: opts.Logger,
+		changes: newChangeHub(defaultChangeRing, store.DefaultWatchBuffer)}
+	s.txnBytes, s.txnOps = eventTxnLimits(db.MaxBatchSize(), db.MaxBatchCount())
 	if err := s.loadLastEvent(); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -101,7 +110,10 @@ func Open(dir string, opts Options) (*Store, error) {
 
 // Close closes the database. It is safe to call more than once.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
+	s.closeOnce.Do(func() {
+		s.changes.close()
+		s.closeErr = s.db.Close()
+	})
 	return s.closeErr
 }
 

@@ -23,7 +23,8 @@ func certKey(serial uint64) string {
 
 // RevokeCert records a revoked serial, replacing an earlier record of it.
 func (s *Store) RevokeCert(ctx context.Context, r store.CertRevocation) error {
-	return s.update(ctx, func(txn *bdb.Txn) error { return putJSON(txn, certKey(r.Serial), r) })
+	return s.published(recordChange(store.KindCert, serialKey(r.Serial), false),
+		s.update(ctx, func(txn *bdb.Txn) error { return putJSON(txn, certKey(r.Serial), r) }))
 }
 
 // CertRevoked returns the revocation of serial, if there is one.

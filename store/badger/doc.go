@@ -45,13 +45,27 @@
 // leaves a prefix of the call applied. Callers that need all-or-nothing must
 // keep a single call below that size.
 //
+// # Change feed
+//
+// store.Changes is in process (changes.go): each write publishes its
+// changes after its transaction committed, under the next revision
+// (revisions count from 0 at every Open); a ring of the last 16,384
+// changes serves Watch from a past revision, and a watch from before the
+// ring starts with a reset. Audit events and recordings publish nothing.
+//
 // # Audit events
 //
-// Events are keyed by their big-endian seq, so key order is seq order.
-// AppendEvents checks, under a mutex, that the batch continues the stored
-// sequence without gaps, and writes it in one durable transaction; a batch
-// larger than one transaction is refused rather than split. The last event is
-// cached in memory for LastEvent.
+// Events are keyed by their big-endian seq, so key order is seq order; an
+// event is one entry, with no index. AppendEvents checks, under a mutex,
+// that the whole call continues the stored sequence without gaps, then
+// writes it in durable transactions of at most TxnLimits each (derived from
+// badger's MaxBatchSize and MaxBatchCount, with a margin; see eventtxn.go):
+// a call within TxnLimits is one atomic transaction, a larger one several,
+// committed in order, so a crash between them leaves a prefix stored. An
+// event larger than one transaction is refused (store.ErrTxnTooBig) before
+// anything is written. package audit sizes its group commits by TxnLimits,
+// so its batches are always atomic. The last event is cached in memory for
+// LastEvent.
 //
 // Scans are built for verifying millions of events: they iterate without
 // value prefetch (event values are small enough to live inline in the LSM

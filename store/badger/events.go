@@ -53,11 +53,20 @@ func (s *Store) loadLastEvent() error {
 	})
 }
 
-// AppendEvents durably and atomically appends events. The first seq must be
-// the last stored seq + 1 and the batch itself must be consecutive: the
-// audit chain relies on there being exactly one event per seq, with no hole
-// an attacker (or a bug) could hide a deletion in. A batch too large for one
-// transaction fails with badger.ErrTxnTooBig rather than being split.
+// AppendEvents durably appends events. The first seq must be the last
+// stored seq + 1 (on a log holding no event, the checkpoint's + 1) and the
+// batch itself must be consecutive: the audit chain relies on there being
+// exactly one event per seq, with no hole an attacker (or a bug) could hide
+// a deletion in. The whole call is checked before anything is written, so
+// a call with a gap writes nothing; one whose first seq is already stored
+// (another writer appended first) wraps store.ErrConflict.
+//
+// A call within TxnLimits is one atomic, durable transaction. A larger one
+// is committed in several, in seq order, each atomic; a failure or crash
+// between them leaves a prefix of the call stored, which LastEvent reports
+// and the next call's gap check continues from. An event whose encoding
+// alone exceeds TxnLimits' maxBytes fails the call with an error wrapping
+// store.ErrTxnTooBig (and badger.ErrTxnTooBig) before anything is written.
 func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 	if len(events) == 0 {
 		return nil
@@ -71,33 +80,40 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 		if err != nil {
 			return fmt.Errorf("badger: encode event %d: %w", e.Seq, err)
 		}
+		// Refused up front, not midway: splitting could not make it
+		// fit, and the caller is promised that a too-big call wrote
+		// nothing, so it may retry the other events.
+		if len(b) > s.txnBytes {
+			return fmt.Errorf("badger: event %d encodes to %d bytes, more than one transaction holds (%d): %w: %w",
+				e.Seq, len(b), s.txnBytes, store.ErrTxnTooBig, bdb.ErrTxnTooBig)
+		}
 		vals[i] = b
 	}
 	s.evMu.Lock()
 	defer s.evMu.Unlock()
-	var want uint64 = 1
-	if s.last != nil {
-		want = s.last.Seq + 1
+	want, err := s.nextSeq()
+	if err != nil {
+		return err
+	}
+	if first := events[0].Seq; first < want && first > 0 {
+		// Another writer took these seqs (a second audit.Log on this
+		// store): it re-chains after LastEvent and retries.
+		return fmt.Errorf("badger: audit seq %d already stored (next is %d): %w", first, want, store.ErrConflict)
 	}
 	for i, e := range events {
 		if e.Seq != want+uint64(i) {
 			return fmt.Errorf("badger: audit seq gap: event %d has seq %d, want %d", i, e.Seq, want+uint64(i))
 		}
 	}
-	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
-	for i, e := range events {
-		if err := txn.Set(eventKey(e.Seq), vals[i]); err != nil {
-			return fmt.Errorf("badger: append events: %w", err)
+	// Not checking ctx between chunks: once the first is written,
+	// stopping early would only leave more of the call unwritten.
+	for start := 0; start < len(events); {
+		end := s.chunkEnd(vals, start)
+		if err := s.commitEvents(events[start:end], vals[start:end]); err != nil {
+			return err
 		}
+		start = end
 	}
-	// The mutex makes this the only writer of event keys, so there is no
-	// conflict to retry; Commit is durable (SyncWrites).
-	if err := txn.Commit(); err != nil {
-		return fmt.Errorf("badger: append events: %w", err)
-	}
-	last := copyEvent(events[len(events)-1])
-	s.last = &last
 	return nil
 }
 

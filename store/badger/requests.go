@@ -16,7 +16,8 @@ func (s *Store) PutAccessRequest(ctx context.Context, r store.AccessRequest) err
 	if err := checkName("access request id", r.ID); err != nil {
 		return err
 	}
-	return s.update(ctx, func(txn *bdb.Txn) error { return putJSON(txn, pRequest+r.ID, r) })
+	return s.published(recordChange(store.KindRequest, r.ID, false),
+		s.update(ctx, func(txn *bdb.Txn) error { return putJSON(txn, pRequest+r.ID, r) }))
 }
 
 // GetAccessRequest returns the request, or store.ErrNotFound.

@@ -14,7 +14,8 @@ func (s *Store) PutResource(ctx context.Context, r store.Resource) error {
 	if err := checkName("resource name", r.Name); err != nil {
 		return err
 	}
-	return s.update(ctx, func(txn *bdb.Txn) error { return putJSON(txn, pResource+r.Name, r) })
+	return s.published(recordChange(store.KindResource, r.Name, false),
+		s.update(ctx, func(txn *bdb.Txn) error { return putJSON(txn, pResource+r.Name, r) }))
 }
 
 // GetResource returns the resource, or store.ErrNotFound.
@@ -34,7 +35,8 @@ func (s *Store) DeleteResource(ctx context.Context, name string) error {
 	if err := checkName("resource name", name); err != nil {
 		return err
 	}
-	return s.update(ctx, func(txn *bdb.Txn) error { return deleteExisting(txn, pResource+name) })
+	return s.published(recordChange(store.KindResource, name, true),
+		s.update(ctx, func(txn *bdb.Txn) error { return deleteExisting(txn, pResource+name) }))
 }
 
 // PutSession creates or replaces a session.
@@ -42,7 +44,8 @@ func (s *Store) PutSession(ctx context.Context, sess store.Session) error {
 	if err := checkName("session id", sess.ID); err != nil {
 		return err
 	}
-	return s.update(ctx, func(txn *bdb.Txn) error { return putJSON(txn, pSession+sess.ID, sess) })
+	return s.published(recordChange(store.KindSession, sess.ID, false),
+		s.update(ctx, func(txn *bdb.Txn) error { return putJSON(txn, pSession+sess.ID, sess) }))
 }
 
 // GetSession returns the session, or store.ErrNotFound.
@@ -82,7 +85,7 @@ func (s *Store) PutSecret(ctx context.Context, name string, value []byte) error 
 	if err := checkName("secret name", name); err != nil {
 		return err
 	}
-	return s.update(ctx, func(txn *bdb.Txn) error {
+	return s.published(recordChange(store.KindSecret, name, false), s.update(ctx, func(txn *bdb.Txn) error {
 		return txn.Set([]byte(pSecret+name), append([]byte(nil), value...))
-	})
+	}))
 }

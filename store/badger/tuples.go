@@ -92,6 +92,15 @@ func (s *Store) WriteTuples(ctx context.Context, add, del []store.Tuple) error {
 		v := encodeExpiry(t.Expires)
 		ops = append(ops, op{key: objKey(t), val: v}, op{key: subKey(t), val: v})
 	}
+	// A split call has committed part of itself by the time it fails:
+	// its changes are published then too (a change for a tuple that was
+	// not written only makes a consumer re-read).
+	committed := false
+	defer func() {
+		if committed {
+			s.changes.publish(tupleChanges(add, del)...)
+		}
+	}()
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
 	for i := 0; i < len(ops); {
@@ -108,6 +117,7 @@ func (s *Store) WriteTuples(ctx context.Context, add, del []store.Tuple) error {
 			if err := txn.Commit(); err != nil {
 				return err
 			}
+			committed = true
 			txn = s.db.NewTransaction(true)
 			continue
 		}
@@ -117,7 +127,11 @@ func (s *Store) WriteTuples(ctx context.Context, add, del []store.Tuple) error {
 		i++
 	}
 	// Blind writes never conflict, so no retry loop is needed.
-	return txn.Commit()
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	committed = true
+	return nil
 }
 
 // tupleScan decodes live tuples under prefix. parse turns the key (without
@@ -238,9 +252,9 @@ func (s *Store) PurgeExpiredTuples(ctx context.Context) (int, error) {
 	for len(dead) > 0 {
 		chunk := dead[:min(len(dead), 10000)]
 		dead = dead[len(chunk):]
-		n := 0
+		var gone []store.Change
 		err := s.update(ctx, func(txn *bdb.Txn) error {
-			n = 0
+			gone = gone[:0]
 			for _, t := range chunk {
 				expired, err := stillExpired(txn, t, now)
 				if err != nil {
@@ -255,14 +269,15 @@ func (s *Store) PurgeExpiredTuples(ctx context.Context) (int, error) {
 				if err := txn.Delete(subKey(t)); err != nil {
 					return err
 				}
-				n++
+				gone = append(gone, tupleChange(t, true))
 			}
 			return nil
 		})
 		if err != nil {
 			return total, err
 		}
-		total += n
+		s.changes.publish(gone...)
+		total += len(gone)
 	}
 	return total, nil
 }

@@ -15,7 +15,8 @@ func (s *Store) PutUser(ctx context.Context, u store.User) error {
 	if err := checkName("user name", u.Name); err != nil {
 		return err
 	}
-	return s.update(ctx, func(txn *bdb.Txn) error { return putJSON(txn, pUser+u.Name, u) })
+	return s.published(recordChange(store.KindUser, u.Name, false),
+		s.update(ctx, func(txn *bdb.Txn) error { return putJSON(txn, pUser+u.Name, u) }))
 }
 
 // GetUser returns the user, or store.ErrNotFound.
@@ -41,8 +42,10 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
 	var missing bool
+	var gone []store.Change
 	err := s.update(ctx, func(txn *bdb.Txn) error {
 		missing = false
+		gone = gone[:0]
 		ok, err := exists(txn, pUser+name)
 		if err != nil {
 			return err
@@ -52,6 +55,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 			if err := txn.Delete([]byte(pUser + name)); err != nil {
 				return err
 			}
+			gone = append(gone, recordChange(store.KindUser, name, true))
 		}
 		// Collect first: deleting while iterating a txn is not allowed.
 		var idx [][]byte
@@ -70,9 +74,13 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 			if err := txn.Delete([]byte(pKey + string(k[prefix:]))); err != nil {
 				return err
 			}
+			gone = append(gone, recordChange(store.KindKey, string(k[prefix:]), true))
 		}
 		return nil
 	})
+	if err == nil {
+		s.changes.publish(gone...)
+	}
 	if err == nil && missing {
 		return store.ErrNotFound
 	}
@@ -91,7 +99,7 @@ func (s *Store) PutKey(ctx context.Context, k store.Key) error {
 	}
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
-	return s.update(ctx, func(txn *bdb.Txn) error {
+	return s.published(recordChange(store.KindKey, k.Fingerprint, false), s.update(ctx, func(txn *bdb.Txn) error {
 		var old store.Key
 		switch err := getJSON(txn, pKey+k.Fingerprint, &old); {
 		case err == nil:
@@ -107,7 +115,7 @@ func (s *Store) PutKey(ctx context.Context, k store.Key) error {
 			return err
 		}
 		return txn.Set([]byte(pUserKey+k.User+sep+k.Fingerprint), nil)
-	})
+	}))
 }
 
 // KeyByFingerprint returns the key, expired or not, or store.ErrNotFound.
@@ -149,7 +157,7 @@ func (s *Store) DeleteKey(ctx context.Context, fingerprint string) error {
 	}
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
-	return s.update(ctx, func(txn *bdb.Txn) error {
+	return s.published(recordChange(store.KindKey, fingerprint, true), s.update(ctx, func(txn *bdb.Txn) error {
 		var k store.Key
 		if err := getJSON(txn, pKey+fingerprint, &k); err != nil {
 			return err
@@ -158,5 +166,5 @@ func (s *Store) DeleteKey(ctx context.Context, fingerprint string) error {
 			return err
 		}
 		return txn.Delete([]byte(pKey + fingerprint))
-	})
+	}))
 }

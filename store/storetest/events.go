@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,4 +227,37 @@ func testConcurrentWriters(t *testing.T, s store.Store, _ *Clock) {
 	kc, err := s.KeysOf(bg, "carol")
 	must(t, err, "KeysOf(carol)")
 	equal(t, "carol's keys", len(kc), 160)
+}
+
+// testEventsLargeBatch appends, in one call, more than one transaction of
+// any backend holds (about 3 MB in 3000 events): a backend may split it,
+// but every event must land, in order, with the seq check intact.
+func testEventsLargeBatch(t *testing.T, s store.Store, _ *Clock) {
+	type limiter interface{ TxnLimits() (maxBytes, maxOps int) }
+	if l, ok := s.(limiter); ok {
+		b, o := l.TxnLimits()
+		if b <= 0 || o <= 0 {
+			t.Fatalf("TxnLimits() = %d bytes, %d ops; want both positive", b, o)
+		}
+	}
+	const n = 3000
+	evs := mkEvents(1, n)
+	blob := strings.Repeat("x", 1000)
+	for i := range evs {
+		evs[i].Details = map[string]string{"blob": blob, "i": fmt.Sprint(i)}
+	}
+	must(t, s.AppendEvents(bg, evs), "AppendEvents(3000 events of 1 KB)")
+	got := scanAll(t, s, 0)
+	equal(t, "count", len(got), n)
+	for i, e := range got {
+		if e.Seq != uint64(i+1) || e.Details["i"] != fmt.Sprint(i) {
+			t.Fatalf("position %d holds seq %d, i=%s", i, e.Seq, e.Details["i"])
+		}
+	}
+	last, _, err := s.LastEvent(bg)
+	must(t, err, "LastEvent")
+	equal(t, "LastEvent", normEvent(last), normEvent(evs[n-1]))
+	// The gap check still holds after a split call.
+	wantErr(t, s.AppendEvents(bg, mkEvents(n+2, n+2)), "append after a gap")
+	must(t, s.AppendEvents(bg, mkEvents(n+1, n+1)), "append the next seq")
 }

@@ -198,7 +198,7 @@ func testSessions(t *testing.T, s store.Store, _ *Clock) {
 
 	s1 := store.Session{ID: "s1", User: "alice", Resource: "web-1", Kind: "forward", Target: "10.0.0.1:22",
 		Source: "192.0.2.1:5000", Opened: Epoch, Expires: Epoch.Add(30 * time.Minute),
-		IdleTimeout: 15 * time.Minute, State: "open"}
+		IdleTimeout: 15 * time.Minute, State: "open", Replica: "bastion-1-a1b2c3"}
 	s2 := store.Session{ID: "s2", User: "bob", Resource: "prod", Kind: "kube", Opened: Epoch, Expires: Epoch.Add(time.Hour), State: "open"}
 	must(t, s.PutSession(bg, s1), "PutSession(s1)")
 	must(t, s.PutSession(bg, s2), "PutSession(s2)")

@@ -67,10 +67,17 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"EventsGapRejected", testEventsGapRejected},
 		{"EventsScan", testEventsScan},
 		{"EventsQuery", testEventsQuery},
+		{"EventsLargeBatch", testEventsLargeBatch},
+		{"EventsConflict", testEventsConflict},
+		{"Checkpoint", testCheckpoint},
+		{"CheckpointImport", testCheckpointImport},
+		{"DeleteWhileAppending", testDeleteWhileAppending},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"Recordings", testRecordings},
 		{"CertRevocations", testCertRevocations},
 		{"AccessRequests", testAccessRequests},
+		{"Models", testModels},
+		{"Changes", testChanges},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

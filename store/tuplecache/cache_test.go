@@ -39,6 +39,19 @@ func TestStoreSuiteThroughCache(t *testing.T) {
 	})
 }
 
+// The same, with the cache following the store's feed.
+func TestStoreSuiteThroughFollowingCache(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, clock store.Clock) store.Store {
+		st, err := badger.Open("", badger.Options{InMemory: true, Clock: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := tuplecache.New(st, tuplecache.Options{Clock: clock, MaxAge: time.Hour, Feed: st})
+		t.Cleanup(func() { c.Close() })
+		return cached{Store: st, c: c}
+	})
+}
+
 func TestCachedTupleExpiresAndWritesInvalidate(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock(storetest.Epoch)

@@ -54,33 +54,8 @@ func newAudit(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&actor, "actor", "", "only events by this user")
 	cmd.Flags().StringVar(&action, "action", "", "only this action, or a prefix ending in '.' (auth.)")
 	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many of the newest events (0 = all)")
-	cmd.AddCommand(newAuditVerify(e))
+	cmd.AddCommand(newAuditVerify(e), newAuditArchive(e))
 	return cmd
-}
-
-func newAuditVerify(e *env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "verify",
-		Short: "Walk the hash chain and report the first broken link",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			rep, err := e.deps.Audit.Verify(e.ctx)
-			if err != nil {
-				return err
-			}
-			if e.output == "json" {
-				if err := e.render(rep, nil, nil); err != nil {
-					return err
-				}
-			} else if rep.OK {
-				fmt.Fprintf(e.out, "OK: %d events, hash chain intact (last seq %d)\n", rep.Count, rep.LastSeq)
-			}
-			if !rep.OK {
-				return &exitError{code: 2, msg: fmt.Sprintf("BROKEN at seq %d: %s (%d events verified before it)", rep.BrokenSeq, rep.Reason, rep.Count)}
-			}
-			return nil
-		},
-	}
 }
 
 func parseSince(s string, now time.Time) (time.Time, error) {

@@ -32,8 +32,10 @@ func newCheck(e *env) *cobra.Command {
 			if err != nil {
 				return &exitError{code: 2, msg: "check: " + err.Error()}
 			}
-			_ = e.record(store.Event{Action: "policy.check", Target: obj, Decision: decision(x.Allowed),
-				Details: map[string]string{"subject": subj, "relation": rel}})
+			if err := e.record(store.Event{Action: "policy.check", Target: obj, Decision: decision(x.Allowed),
+				Details: map[string]string{"subject": subj, "relation": rel}}); err != nil {
+				return fmt.Errorf("the audit log cannot record this check now: %w", err)
+			}
 			switch {
 			case e.output == "json":
 				if err := e.render(x, nil, nil); err != nil {

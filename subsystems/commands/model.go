@@ -1,59 +1,73 @@
 package commands
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
-	"io"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
-	"github.com/sshbastion/bastion/policy"
 	"github.com/sshbastion/bastion/store"
 )
+
+// ModelStore keeps the versions of the model, so that the model in force
+// (the newest version) survives restarts and an earlier one can be
+// restored with `model rollback`.
+type ModelStore interface {
+	store.Models
+}
 
 // maxModelInput bounds what `model load` reads.
 const maxModelInput = 1 << 20
 
 func newModel(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "model", Short: "Show or load the authorization model (OpenFGA DSL)", Args: cobra.NoArgs,
+	cmd := &cobra.Command{Use: "model", Short: "Show, load, list and roll back the authorization model (OpenFGA DSL)", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return c.Help() }}
-	show := &cobra.Command{
-		Use: "show", Short: "Print the model in force", Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			fmt.Fprint(e.out, e.deps.Policy.Model().Source())
-			return nil
-		},
-	}
-	load := &cobra.Command{
-		Use: "load < model.fga", Short: "Validate and load a new model from stdin (admin only)", Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			if err := e.requireAdmin("model load"); err != nil {
-				return err
-			}
-			src, err := io.ReadAll(io.LimitReader(e.in, maxModelInput+1))
-			if err != nil {
-				return err
-			}
-			if len(src) > maxModelInput {
-				return fmt.Errorf("model is larger than %d bytes", maxModelInput)
-			}
-			// The new model is validated completely before it replaces the
-			// old one; on any error the old model stays in force.
-			m, err := policy.LoadModel(string(src))
-			if err != nil {
-				_ = e.record(store.Event{Action: "model.load", Decision: "deny", Reason: err.Error()})
-				return &exitError{code: 1, msg: "model rejected; the previous model stays in force:\n" + err.Error()}
-			}
-			if err := e.deps.Models.SaveModel(e.ctx, string(src)); err != nil {
-				return fmt.Errorf("saving the model: %w", err)
-			}
-			e.deps.Policy.SetModel(m)
-			if err := e.record(store.Event{Action: "model.load", Details: map[string]string{"bytes": fmt.Sprint(len(src))}}); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.out, "model loaded: %d types\n", len(m.Types()))
-			return nil
-		},
-	}
-	cmd.AddCommand(show, load)
+	cmd.AddCommand(newModelShow(e), newModelLoad(e), newModelHistory(e), newModelRollback(e))
 	return cmd
+}
+
+func newModelShow(e *env) *cobra.Command {
+	var version uint64
+	show := &cobra.Command{
+		Use: "show [--version N]", Short: "Print the model in force, or a stored version of it", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if version == 0 {
+				fmt.Fprint(e.out, e.deps.Policy.Model().Source())
+				return nil
+			}
+			mv, err := e.modelVersion(strconv.FormatUint(version, 10))
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(e.out, mv.Source)
+			return nil
+		},
+	}
+	show.Flags().Uint64Var(&version, "version", 0, "print this stored version (see `model history`)")
+	return show
+}
+
+// modelVersion parses a version number and returns that version.
+func (e *env) modelVersion(arg string) (store.ModelVersion, error) {
+	v, err := strconv.ParseUint(arg, 10, 64)
+	if err != nil || v == 0 {
+		return store.ModelVersion{}, fmt.Errorf("%q is not a model version: give the number `model history` lists", arg)
+	}
+	if e.deps.Models == nil {
+		return store.ModelVersion{}, errors.New("this bastion keeps no model history")
+	}
+	mv, err := e.deps.Models.ModelVersion(e.ctx, v)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.ModelVersion{}, fmt.Errorf("there is no model version %d (see `%s model history`)", v, e.deps.Host)
+	}
+	return mv, err
+}
+
+// sourceHash is the hex SHA-256 of a model source, as history records it.
+func sourceHash(src string) string {
+	sum := sha256.Sum256([]byte(src))
+	return hex.EncodeToString(sum[:])
 }

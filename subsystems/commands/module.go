@@ -15,6 +15,7 @@ import (
 	"github.com/sshbastion/bastion/policy"
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/subsystems"
+	"github.com/sshbastion/bastion/tui/termsafe"
 )
 
 // Accounts is the user and key storage the commands manage.
@@ -46,11 +47,6 @@ type Sessions interface {
 	Kill(id string) (store.Session, error)
 }
 
-// ModelStore persists the model source so that it survives restarts.
-type ModelStore interface {
-	SaveModel(ctx context.Context, source string) error
-}
-
 // Deps are the services the commands use.
 type Deps struct {
 	Accounts  Accounts
@@ -76,6 +72,8 @@ type Deps struct {
 	// Host is how users reach the bastion, for the examples in messages
 	// (e.g. "ssh -p 2222 localhost").
 	Host string
+	// ResourceRules limit what `resources add` accepts (resources_rules.go).
+	ResourceRules ResourceRules
 }
 
 // Module registers the commands.
@@ -102,6 +100,12 @@ type builder struct {
 	name, summary string
 	build         func(e *env) *cobra.Command
 }
+
+// rawOutput names the commands whose stdout is not sanitised: they write
+// terminal control sequences on purpose. Only `recordings`: its replay is
+// what was on a screen, and its export a file for asciinema. Their tables
+// and errors are still sanitised.
+var rawOutput = map[string]bool{"recordings": true}
 
 func (m *Module) builders() []builder {
 	return []builder{
@@ -149,7 +153,17 @@ func (e *exitError) Error() string { return e.msg }
 
 func (m *Module) run(ctx context.Context, s ssh.Session, b builder, args []string) int {
 	p, _ := authn.FromContext(ctx)
-	e := &env{ctx: ctx, p: p, deps: m.deps, in: s, out: s, errOut: s.Stderr()}
+	// Everything a command prints goes through the sanitiser (keeping line
+	// feeds and tabs): messages interpolate what others wrote (names,
+	// reasons, addresses), and a raw ESC sequence from them must never
+	// reach the caller's terminal. Tables and JSON are made safe before
+	// this, so it changes nothing there.
+	var out io.Writer = termsafe.NewWriter(s, termsafe.Multiline)
+	if rawOutput[b.name] {
+		out = s
+	}
+	errOut := termsafe.NewWriter(s.Stderr(), termsafe.Multiline)
+	e := &env{ctx: ctx, p: p, deps: m.deps, in: s, out: out, errOut: errOut}
 	cmd := b.build(e)
 	cmd.Use = b.name + trimUse(cmd.Use)
 	cmd.PersistentFlags().StringVarP(&e.output, "output", "o", "table", "output format: table or json")
@@ -158,18 +172,22 @@ func (m *Module) run(ctx context.Context, s ssh.Session, b builder, args []strin
 	cmd.SilenceErrors = true
 	cmd.SetArgs(args[1:])
 	cmd.SetIn(s)
-	cmd.SetOut(s)
-	cmd.SetErr(s.Stderr())
+	cmd.SetOut(out)
+	cmd.SetErr(errOut)
 	cmd.SetContext(ctx)
 	if err := cmd.Execute(); err != nil {
 		var ee *exitError
+		// Errors quote what the caller or others typed (cobra's "unknown
+		// flag", a refused name): they are sanitised line by line, so our
+		// own multi-line messages keep their lines but nothing in them
+		// can drive the terminal.
 		if errors.As(err, &ee) {
 			if ee.msg != "" {
-				fmt.Fprintln(s.Stderr(), ee.msg)
+				fmt.Fprintln(errOut, termsafe.Lines(ee.msg))
 			}
 			return ee.code
 		}
-		fmt.Fprintf(s.Stderr(), "bastion %s: %v\n", b.name, err)
+		fmt.Fprintf(errOut, "bastion %s: %s\n", b.name, termsafe.Lines(err.Error()))
 		return 1
 	}
 	return 0
@@ -214,7 +232,7 @@ func (e *env) requireRelation(what, relation, object string) error {
 		return &exitError{code: 1, msg: fmt.Sprintf("permission denied: %s: cannot evaluate %s on %s: %v", what, relation, object, err)}
 	}
 	if !ok {
-		_, _ = e.deps.Audit.Append(e.ctx, store.Event{Actor: e.p.User, Action: "command.deny", Target: what,
+		e.recordRefusal(store.Event{Action: "command.deny", Target: what,
 			Decision: "deny", Reason: fmt.Sprintf("lacks %s on %s", relation, object)})
 		return &exitError{code: 1, msg: fmt.Sprintf("permission denied: %s needs the relation %s on %s, which %s lacks. "+
 			"Ask an admin to grant it: %s tuples add %s#%s@%s", what, relation, object, e.p.Subject(), e.deps.Host, object, relation, e.p.Subject())}
@@ -225,6 +243,14 @@ func (e *env) requireRelation(what, relation, object string) error {
 func (e *env) isAdmin() bool {
 	ok, err := e.deps.Policy.Check(e.ctx, e.p.Subject(), "admin", e.domainObject())
 	return err == nil && ok
+}
+
+// recordRefusal audits a refusal; the refusal stands either way, and a
+// lost event is logged and counted.
+func (e *env) recordRefusal(ev store.Event) {
+	if err := e.record(ev); err != nil {
+		subsystems.AuditLost(nil, e.deps.Audit, ev, err)
+	}
 }
 
 func (e *env) record(ev store.Event) error {

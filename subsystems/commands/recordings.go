@@ -89,11 +89,14 @@ func (e *env) recording(id string) ([]byte, error) {
 			return nil, err
 		}
 	}
+	// Reading someone's session is itself on record before it happens.
+	if err := e.record(store.Event{Action: "recording.read", Target: s.Resource, Details: map[string]string{"recording": id, "user": s.User}}); err != nil {
+		return nil, fmt.Errorf("the audit log cannot record this read now: %w", err)
+	}
 	var buf bytes.Buffer
 	if err := e.deps.Records.ReadRecording(e.ctx, s.Recording, func(c []byte) error { _, err := buf.Write(c); return err }); err != nil {
 		return nil, err
 	}
-	_ = e.record(store.Event{Action: "recording.read", Target: s.Resource, Details: map[string]string{"recording": id, "user": s.User}})
 	return buf.Bytes(), nil
 }
 

@@ -73,6 +73,9 @@ func newRequest(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := checkText("--reason", reason, maxReason); err != nil {
+				return err
+			}
 			r, err := s.Create(e.ctx, e.p, args, reason, ttl)
 			if err != nil {
 				return err
@@ -144,6 +147,9 @@ func newRequest(e *env) *cobra.Command {
 			RunE: func(_ *cobra.Command, args []string) error {
 				s, err := svc()
 				if err != nil {
+					return err
+				}
+				if err := checkText("--reason", why, maxReason); err != nil {
 					return err
 				}
 				r, err := run(s, args[0], why)

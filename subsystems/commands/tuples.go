@@ -130,6 +130,9 @@ func (e *env) parseTuples(args []string, what string) ([]store.Tuple, error) {
 		if err := m.ValidateTuple(t); err != nil {
 			return nil, err
 		}
+		if err := e.refuseProjectTuple(what, t); err != nil {
+			return nil, err
+		}
 		if err := e.requireAdminOn(what, t.Object); err != nil {
 			return nil, err
 		}

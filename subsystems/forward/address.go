@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"context"
 	"net"
 	"strconv"
 	"strings"
@@ -50,4 +51,15 @@ func portList(r store.Resource) string {
 		s[i] = strconv.Itoa(p)
 	}
 	return strings.Join(s, ", ")
+}
+
+// dial connects to addr for r through the configured Dialer: the address
+// is checked after resolution, so a name that now resolves to loopback or
+// the bastion's own ports is refused even though it passed at add time.
+func (m *Module) dial(ctx context.Context, r store.Resource, addr string) (net.Conn, error) {
+	if m.cfg.Dialer == nil {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	return m.cfg.Dialer.DialResource(ctx, r, "tcp", addr)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/sshbastion/bastion/authn"
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/subsystems"
+	"github.com/sshbastion/bastion/subsystems/netguard"
 	"github.com/sshbastion/bastion/subsystems/sessions"
 )
 
@@ -44,6 +45,15 @@ type Config struct {
 	// Kube serves channels to kube Resources once this module has gated
 	// them (nil: such channels are refused).
 	Kube KubeTunnel
+	// Dialer connects to a Resource's address (nil: a plain net.Dialer).
+	// The bastion passes its address guard, which refuses, at connect
+	// time, the places a Resource made over ssh may not reach.
+	Dialer Dialer
+}
+
+// Dialer dials an address on behalf of a Resource (netguard.Guard).
+type Dialer interface {
+	DialResource(ctx context.Context, r store.Resource, network, address string) (net.Conn, error)
 }
 
 // KubeTunnel serves an accepted-by-policy channel to a kube Resource.
@@ -99,7 +109,7 @@ func (m *Module) serve(ctx context.Context, _ *gossh.ServerConn, nc gossh.NewCha
 	if p.NoPortForwarding {
 		// The certificate this user logged in with withholds
 		// permit-port-forwarding; its CA decided, as sshd would honour.
-		_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "forward.deny", Decision: "deny", Reason: "certificate without permit-port-forwarding",
+		m.recordRefusal(ctx, store.Event{Actor: p.User, Action: "forward.deny", Decision: "deny", Reason: "certificate without permit-port-forwarding",
 			Details: map[string]string{"target": target, "source": p.SourceAddr, "conn": p.SessionID}})
 		_ = nc.Reject(gossh.Prohibited, fmt.Sprintf("forward to %s refused: your certificate (serial %d) does not permit port forwarding", target, p.CertSerial))
 		return
@@ -110,7 +120,7 @@ func (m *Module) serve(ctx context.Context, _ *gossh.ServerConn, nc gossh.NewCha
 			ev.Details = map[string]string{}
 		}
 		ev.Details["target"], ev.Details["source"], ev.Details["conn"] = target, p.SourceAddr, p.SessionID
-		_, _ = m.audit.Append(ctx, ev)
+		m.recordRefusal(ctx, ev)
 		_ = nc.Reject(gossh.Prohibited, reason)
 	}
 	r, err := m.lookup(ctx, req.Host)
@@ -163,11 +173,10 @@ func (m *Module) serve(ctx context.Context, _ *gossh.ServerConn, nc gossh.NewCha
 func (m *Module) serveTCP(ctx context.Context, p authn.Principal, r store.Resource, target, dial string, nc gossh.NewChannel) {
 	dctx, cancel := context.WithTimeout(ctx, m.cfg.DialTimeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(dctx, "tcp", dial)
+	conn, err := m.dial(dctx, r, dial)
 	if err != nil {
 		cause := dialCause(err, m.cfg.DialTimeout)
-		_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "forward.fail", Target: r.Name, Decision: "allow",
+		m.recordRefusal(ctx, store.Event{Actor: p.User, Action: "forward.fail", Target: r.Name, Decision: "allow",
 			Reason: "dial error: " + cause, Details: map[string]string{"target": target, "source": p.SourceAddr}})
 		_ = nc.Reject(gossh.ConnectionFailed, fmt.Sprintf("forward to %s: cannot reach %s: %s", target, r.Name, cause))
 		return
@@ -188,6 +197,15 @@ func (m *Module) serveTCP(ctx context.Context, p authn.Principal, r store.Resour
 		_ = nc.Reject(gossh.ResourceShortage, "cannot open a session: "+err.Error())
 		return
 	}
+	// No bytes flow before forward.open is durable: a forward the audit
+	// log does not know of must not exist.
+	if _, err := m.audit.Append(ctx, store.Event{Actor: p.User, Action: "forward.open", Target: r.Name, Decision: "allow",
+		Details: map[string]string{"target": target, "dial": dial, "source": p.SourceAddr, "session": live.ID(), "conn": p.SessionID}}); err != nil {
+		m.sessions.End(live, "audit unavailable")
+		conn.Close()
+		_ = nc.Reject(gossh.ResourceShortage, "bastion: the audit log cannot record this forward now; try again later")
+		return
+	}
 	c, reqs, err := nc.Accept()
 	if err != nil {
 		m.sessions.End(live, sessions.ReasonClientClosed)
@@ -197,17 +215,18 @@ func (m *Module) serveTCP(ctx context.Context, p authn.Principal, r store.Resour
 	ch = c
 	go gossh.DiscardRequests(reqs)
 	opened := time.Now()
-	_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "forward.open", Target: r.Name, Decision: "allow",
-		Details: map[string]string{"target": target, "dial": dial, "source": p.SourceAddr, "session": live.ID(), "conn": p.SessionID}})
 
 	reason := pump(ch, conn, live)
 	reason = m.sessions.End(live, reason)
 	closeAll(reason)
 	s := live.Snapshot()
-	_, _ = m.audit.Append(context.Background(), store.Event{Actor: p.User, Action: "forward.close", Target: r.Name, Decision: "allow",
+	closed := store.Event{Actor: p.User, Action: "forward.close", Target: r.Name, Decision: "allow",
 		Reason: reason, Details: map[string]string{"session": s.ID, "target": target,
 			"bytes_in": strconv.FormatInt(s.BytesIn, 10), "bytes_out": strconv.FormatInt(s.BytesOut, 10),
-			"duration": time.Since(opened).Round(time.Millisecond).String()}})
+			"duration": time.Since(opened).Round(time.Millisecond).String()}}
+	if _, err := m.audit.Append(context.Background(), closed); err != nil {
+		subsystems.AuditLost(m.log, m.audit, closed, err)
+	}
 }
 
 // lookup resolves a name or alias to a Resource.
@@ -235,7 +254,11 @@ func (m *Module) lookup(ctx context.Context, name string) (store.Resource, error
 
 func dialCause(err error, timeout time.Duration) string {
 	var dnsErr *net.DNSError
+	var refused *netguard.Refusal
 	switch {
+	case errors.As(err, &refused):
+		// The address guard refused the address connected to.
+		return refused.Error()
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
@@ -246,4 +269,12 @@ func dialCause(err error, timeout time.Duration) string {
 		return "host unreachable"
 	}
 	return err.Error()
+}
+
+// recordRefusal audits a refusal; the refusal stands either way, and a lost
+// event is logged and counted.
+func (m *Module) recordRefusal(ctx context.Context, e store.Event) {
+	if _, err := m.audit.Append(ctx, e); err != nil {
+		subsystems.AuditLost(m.log, m.audit, e, err)
+	}
 }

@@ -55,9 +55,10 @@ func (c *CA) PublicKey() string {
 }
 
 // Issue returns a signer holding a fresh key and a certificate for login,
-// valid for ttl. The key never leaves the process; the short validity is
-// what makes a leaked certificate nearly worthless.
-func (c *CA) Issue(user, login, sessionID string, ttl time.Duration) (gossh.Signer, error) {
+// valid for ttl, carrying exactly perms (see onwardPermissions). The key
+// never leaves the process; the short validity is what makes a leaked
+// certificate nearly worthless.
+func (c *CA) Issue(user, login, sessionID string, ttl time.Duration, perms gossh.Permissions) (gossh.Signer, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -75,7 +76,7 @@ func (c *CA) Issue(user, login, sessionID string, ttl time.Duration) (gossh.Sign
 		// A minute of backdating absorbs clock skew with the target.
 		ValidAfter:  uint64(now.Add(-time.Minute).Unix()),
 		ValidBefore: uint64(now.Add(ttl).Unix()),
-		Permissions: gossh.Permissions{Extensions: map[string]string{"permit-pty": ""}},
+		Permissions: perms,
 	}
 	if err := cert.SignCert(rand.Reader, c.signer); err != nil {
 		return nil, err

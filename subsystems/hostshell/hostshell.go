@@ -44,6 +44,15 @@ type Config struct {
 	Host        string        // how users reach the bastion, for messages
 	CertTTL     time.Duration // validity of each login certificate (default 5 m)
 	DialTimeout time.Duration // default 10 s
+	// Dialer connects to a host Resource (nil: a plain net.Dialer). The
+	// bastion passes its address guard, so that the onward ssh of shells
+	// and sftp never reaches what a Resource made over ssh may not.
+	Dialer Dialer
+}
+
+// Dialer dials an address on behalf of a Resource (netguard.Guard).
+type Dialer interface {
+	DialResource(ctx context.Context, r store.Resource, network, address string) (net.Conn, error)
 }
 
 // Module serves shells and commands on ssh Resources.
@@ -111,7 +120,7 @@ func (m *Module) open(ctx context.Context, sess ssh.Session, in io.Reader, t ter
 		if err != nil {
 			why = "the policy could not be evaluated (" + err.Error() + ")"
 		}
-		_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "shell.deny", Target: r.Name, Decision: "deny", Reason: why})
+		m.recordRefusal(ctx, store.Event{Actor: p.User, Action: "shell.deny", Target: r.Name, Decision: "deny", Reason: why})
 		fmt.Fprintf(errOut, "bastion: shell on %s refused: %s. Ask for access with: %s request create %s --reason \"...\"\n",
 			r.Name, why, m.cfg.Host, r.Name)
 		return 1
@@ -138,10 +147,10 @@ func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, t term
 		fmt.Fprintf(errOut, "bastion: cannot open a session: %v\n", err)
 		return 1
 	}
-	c, err := m.DialHost(ctx, p, r, live.ID())
+	c, err := m.DialHost(withRemote(ctx, remote), p, r, live.ID())
 	if err != nil {
 		m.sessions.End(live, "dial error")
-		_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "shell.fail", Target: r.Name, Decision: "allow", Reason: err.Error()})
+		m.recordRefusal(ctx, store.Event{Actor: p.User, Action: "shell.fail", Target: r.Name, Decision: "allow", Reason: err.Error()})
 		fmt.Fprintf(errOut, "bastion: %v\n", err)
 		return 255
 	}
@@ -163,18 +172,33 @@ func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, t term
 		fmt.Fprintf(errOut, "bastion: cannot record the session: %v\n", err)
 		return 255
 	}
-	_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "shell.open", Target: r.Name, Decision: "allow",
-		Details: map[string]string{"login": login, "session": live.ID(), "recording": live.ID(), "command": strings.Join(remote, " "), "source": p.SourceAddr}})
+	// Nothing runs on the host before shell.open (which holds the command)
+	// is durable.
+	if _, err := m.audit.Append(ctx, store.Event{Actor: p.User, Action: "shell.open", Target: r.Name, Decision: "allow",
+		Details: map[string]string{"login": login, "session": live.ID(), "recording": live.ID(), "command": strings.Join(remote, " "), "source": p.SourceAddr}}); err != nil {
+		m.sessions.End(live, "audit unavailable")
+		_ = rec.Close()
+		fmt.Fprintf(errOut, "bastion: shell on %s refused: the audit log cannot record it now; try again later\n", r.Name)
+		return 255
+	}
+	if p.NoPTY {
+		// The certificate withholds a pty: never ask the target for one,
+		// even if the session somehow has one (the core refuses pty-req).
+		t.isPty = false
+	}
 	code := m.pipe(sess, in, t, ts, remote, live, rec)
 	if err := rec.Close(); err != nil {
 		m.log.Error("closing a recording", "session", live.ID(), "err", err)
 	}
 	reason := m.sessions.End(live, sessions.ReasonClientClosed)
 	s := live.Snapshot()
-	_, _ = m.audit.Append(context.Background(), store.Event{Actor: p.User, Action: "shell.close", Target: r.Name, Decision: "allow",
+	closed := store.Event{Actor: p.User, Action: "shell.close", Target: r.Name, Decision: "allow",
 		Reason: reason, Details: map[string]string{"session": s.ID, "exit": strconv.Itoa(code),
 			"bytes_in": strconv.FormatInt(s.BytesIn, 10), "bytes_out": strconv.FormatInt(s.BytesOut, 10),
-			"recording": s.ID, "duration": time.Since(opened).Round(time.Millisecond).String()}})
+			"recording": s.ID, "duration": time.Since(opened).Round(time.Millisecond).String()}}
+	if _, err := m.audit.Append(context.Background(), closed); err != nil {
+		subsystems.AuditLost(m.log, m.audit, closed, err)
+	}
 	return code
 }
 
@@ -278,16 +302,30 @@ func Login(p authn.Principal, r store.Resource) string {
 // caller must have checked the gate.
 func (m *Module) DialHost(ctx context.Context, p authn.Principal, r store.Resource, sessionID string) (*gossh.Client, error) {
 	login := Login(p, r)
-	signer, err := m.ca.Issue(p.User, login, sessionID, m.cfg.CertTTL)
+	signer, err := m.ca.Issue(p.User, login, sessionID, m.cfg.CertTTL, onwardPermissions(p, remoteOf(ctx)))
 	if err != nil {
 		return nil, fmt.Errorf("cannot issue a certificate: %v", err)
 	}
-	c, err := gossh.Dial("tcp", r.Address, &gossh.ClientConfig{User: login, Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
-		HostKeyCallback: m.trustOnFirstUse(ctx, r.Name), Timeout: m.cfg.DialTimeout})
+	// The TCP connection goes through the Dialer, which checks the address
+	// connected to after resolution (see Config.Dialer).
+	dctx, cancel := context.WithTimeout(ctx, m.cfg.DialTimeout)
+	defer cancel()
+	var conn net.Conn
+	if m.cfg.Dialer != nil {
+		conn, err = m.cfg.Dialer.DialResource(dctx, r, "tcp", r.Address)
+	} else {
+		conn, err = (&net.Dialer{}).DialContext(dctx, "tcp", r.Address)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot log in to %s as %s: %v", r.Name, login, err)
 	}
-	return c, nil
+	cc, chans, reqs, err := gossh.NewClientConn(conn, r.Address, &gossh.ClientConfig{User: login, Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)},
+		HostKeyCallback: m.trustOnFirstUse(ctx, r.Name), Timeout: m.cfg.DialTimeout})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("cannot log in to %s as %s: %v", r.Name, login, err)
+	}
+	return gossh.NewClient(cc, chans, reqs), nil
 }
 
 // trustOnFirstUse pins each target's host key the first time the bastion
@@ -309,5 +347,13 @@ func (m *Module) trustOnFirstUse(ctx context.Context, resource string) gossh.Hos
 				resource, strings.TrimSpace(string(pinned)), gossh.FingerprintSHA256(key))
 		}
 		return nil
+	}
+}
+
+// recordRefusal audits a refusal or a failure; the refusal stands either
+// way, and a lost event is logged and counted.
+func (m *Module) recordRefusal(ctx context.Context, e store.Event) {
+	if _, err := m.audit.Append(ctx, e); err != nil {
+		subsystems.AuditLost(m.log, m.audit, e, err)
 	}
 }

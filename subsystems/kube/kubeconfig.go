@@ -14,6 +14,7 @@ import (
 
 	"github.com/sshbastion/bastion/authn"
 	"github.com/sshbastion/bastion/store"
+	"github.com/sshbastion/bastion/subsystems"
 	"github.com/sshbastion/bastion/subsystems/sessions"
 )
 
@@ -67,7 +68,10 @@ func (m *Module) issue(ctx context.Context, p authn.Principal, name string, port
 			// Fail closed: an unanswerable policy question is a refusal.
 			why = "the policy could not be evaluated (" + err.Error() + ")"
 		}
-		_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "kube.deny", Target: r.Name, Decision: "deny", Reason: why})
+		denied := store.Event{Actor: p.User, Action: "kube.deny", Target: r.Name, Decision: "deny", Reason: why}
+		if _, aerr := m.audit.Append(ctx, denied); aerr != nil {
+			subsystems.AuditLost(m.log, m.audit, denied, aerr)
+		}
 		return fmt.Errorf("refused: %s. Ask for access with: %s request create %s --reason \"...\"", why, m.cfg.Host, r.Name)
 	}
 	if _, err := m.upstream(r); err != nil {
@@ -79,11 +83,15 @@ func (m *Module) issue(ctx context.Context, p authn.Principal, name string, port
 		return fmt.Errorf("cannot open a session: %v", err)
 	}
 	g.live = live
+	exp := live.Snapshot().Expires
+	// The token exists only once its kube.token event is durable.
+	if _, err := m.audit.Append(ctx, store.Event{Actor: p.User, Action: "kube.token", Target: r.Name, Decision: "allow",
+		Details: map[string]string{"session": live.ID(), "expires": exp.Format(time.RFC3339), "port": fmt.Sprint(port)}}); err != nil {
+		m.sessions.End(live, "audit unavailable")
+		return fmt.Errorf("refused: the audit log cannot record this kubeconfig now (%v); try again later", err)
+	}
 	tok := newToken()
 	m.tokens.add(tok, g)
-	exp := live.Snapshot().Expires
-	_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "kube.token", Target: r.Name, Decision: "allow",
-		Details: map[string]string{"session": live.ID(), "expires": exp.Format(time.RFC3339), "port": fmt.Sprint(port)}})
 
 	cluster := "bastion-" + r.Name
 	kc := clientcmdapi.NewConfig()

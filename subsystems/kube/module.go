@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/sshbastion/bastion/audit"
 	"github.com/sshbastion/bastion/k8s"
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/subsystems"
@@ -44,6 +46,12 @@ type Config struct {
 	// with the cluster's own (e.g. "bastion:").
 	UserPrefix  string
 	GroupPrefix string
+	// Credentials are the named apiserver identities Resources may refer
+	// to (KubeSpec.Credentials), from the config's kube.credentials.
+	Credentials map[string]Credential
+	// Dialer connects to the apiservers of Resources made over ssh (nil:
+	// client-go's own dialer); see dialFor.
+	Dialer Dialer
 }
 
 // Module serves the kubeconfig command and kube tunnels.
@@ -140,8 +148,20 @@ func (m *Module) writeEvents() {
 			}
 		}
 		t.Stop()
+		// The responses were sent already: an event that could not be
+		// stored is counted and logged as lost, one by one (one bad event
+		// never takes the others with it: AppendAll stores them alone).
 		if err := m.audit.AppendAll(context.Background(), batch); err != nil {
-			m.log.Error("audit kube.request", "events", len(batch), "err", err)
+			var be *audit.BatchError
+			for i, e := range batch {
+				why := err
+				if errors.As(err, &be) {
+					if why = be.Errs[i]; why == nil {
+						continue
+					}
+				}
+				subsystems.AuditLost(m.log, m.audit, e, why)
+			}
 		}
 	}
 }
@@ -149,23 +169,25 @@ func (m *Module) writeEvents() {
 // upstream returns the proxy to r's apiserver, rebuilt when the Resource's
 // spec changed.
 func (m *Module) upstream(r store.Resource) (*k8s.Upstream, error) {
-	if r.Kube == nil {
-		r.Kube = &store.KubeSpec{}
+	spec, err := m.spec(r)
+	if err != nil {
+		return nil, err
 	}
 	raw, _ := json.Marshal(struct {
-		A string
-		S *store.KubeSpec
-	}{r.Address, r.Kube})
+		A, O string
+		S    store.KubeSpec
+	}{r.Address, r.Origin, spec})
 	key := string(raw)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if u, ok := m.upstreams[r.Name]; ok && u.key == key {
 		return u.up, nil
 	}
-	cfg, err := k8s.RESTConfig(*r.Kube, r.Address)
+	cfg, err := k8s.RESTConfig(spec, r.Address)
 	if err != nil {
 		return nil, err
 	}
+	cfg.Dial = m.dialFor(r)
 	up, err := k8s.NewUpstream(cfg)
 	if err != nil {
 		return nil, err

@@ -38,14 +38,18 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 // ServeTunnel takes a direct-tcpip channel to a kube Resource, already
 // gated (act, port) by the forward module, and serves it as HTTPS.
 func (m *Module) ServeTunnel(ctx context.Context, p authn.Principal, r store.Resource, target string, nc gossh.NewChannel) {
+	// The channel is accepted only once its kube.tunnel event is durable.
+	if _, err := m.audit.Append(ctx, store.Event{Actor: p.User, Action: "kube.tunnel", Target: r.Name, Decision: "allow",
+		Details: map[string]string{"target": target, "source": p.SourceAddr, "conn": p.SessionID}}); err != nil {
+		_ = nc.Reject(gossh.Prohibited, "bastion: the audit log cannot record this tunnel now; try again later")
+		return
+	}
 	ch, reqs, err := nc.Accept()
 	if err != nil {
 		return
 	}
 	go gossh.DiscardRequests(reqs)
 	c := newTunnelConn(ch, p, r)
-	_, _ = m.audit.Append(ctx, store.Event{Actor: p.User, Action: "kube.tunnel", Target: r.Name, Decision: "allow",
-		Details: map[string]string{"target": target, "source": p.SourceAddr, "conn": p.SessionID}})
 	if err := m.ln.push(c.serverConn()); err != nil {
 		c.close()
 		return
@@ -196,41 +200,57 @@ func endedMessage(g *grant, ended time.Time, why, again string) string {
 	return fmt.Sprintf("bastion: this kubeconfig's token ended at %s with its session %s (%s); %s", ended.UTC().Format(time.RFC3339), s, why, again)
 }
 
-// handlerFor returns the connection's proxy, impersonating the grant's
-// user with the groups its ReBAC relations map to.
+// handlerFor returns the proxy for one request, impersonating the grant's
+// user with the groups its ReBAC relations map to now. The identity is
+// evaluated on every request, never once per connection: a kept-alive
+// kubectl connection must lose a group the moment the relation behind it
+// is removed (or the Resource's mapping changes), as a new connection
+// would. The policy engine's tuple cache keeps this cheap; the proxy
+// itself is reused while the identity stays the same.
 func (m *Module) handlerFor(c *tunnelConn, g *grant) (http.Handler, k8s.Identity, string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.handler != nil && c.handler.g == g {
-		return c.handler.h, c.handler.id, ""
+	r, err := m.resources.GetResource(context.Background(), c.r.Name)
+	if err != nil {
+		return nil, k8s.Identity{}, fmt.Sprintf("bastion: the Resource %s is no longer available (%v); ask an admin (%s resources list)", c.r.Name, err, m.cfg.Host)
 	}
-	up, err := m.upstream(c.r)
+	up, err := m.upstream(r)
 	if err != nil {
 		return nil, k8s.Identity{}, fmt.Sprintf("bastion: %s cannot be reached: %v; an admin must fix the Resource (%s resources show %s)", c.r.Name, err, m.cfg.Host, c.r.Name)
 	}
-	id, err := m.identity(g)
+	id, err := m.identity(g.p, r)
 	if err != nil {
 		return nil, k8s.Identity{}, fmt.Sprintf("bastion: the groups for %s could not be evaluated (%v); try again", g.p.User, err)
 	}
-	h, err := up.Handler(id, m.proxyError(c.r, up))
+	key := identityKey(id, up)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.handler != nil && c.handler.key == key {
+		return c.handler.h, c.handler.id, ""
+	}
+	h, err := up.Handler(id, m.proxyError(r, up))
 	if err != nil {
 		return nil, k8s.Identity{}, fmt.Sprintf("bastion: cannot set up the connection to %s: %v", c.r.Name, err)
 	}
-	c.handler = &identityHandler{g: g, id: id, h: h}
+	c.handler = &identityHandler{key: key, id: id, h: h}
 	return h, id, ""
 }
 
+// identityKey names the proxy a request may reuse: the same upstream and
+// exactly the same impersonated user and groups.
+func identityKey(id k8s.Identity, up *k8s.Upstream) string {
+	return fmt.Sprintf("%p\x00%s\x00%s", up, id.User, strings.Join(id.Groups, "\x00"))
+}
+
 type identityHandler struct {
-	g  *grant
-	id k8s.Identity
-	h  http.Handler
+	key string
+	id  k8s.Identity
+	h   http.Handler
 }
 
 // identity is the user the apiserver sees: the bastion user (prefixed),
 // the groups of every relation the user holds on the Resource per the
 // Resource's mapping, and the user's IdP groups (prefixed).
-func (m *Module) identity(g *grant) (k8s.Identity, error) {
-	id := k8s.Identity{User: m.cfg.UserPrefix + g.p.User}
+func (m *Module) identity(p authn.Principal, r store.Resource) (k8s.Identity, error) {
+	id := k8s.Identity{User: m.cfg.UserPrefix + p.User}
 	seen := map[string]bool{}
 	add := func(grp string) {
 		if !seen[grp] {
@@ -238,25 +258,25 @@ func (m *Module) identity(g *grant) (k8s.Identity, error) {
 			id.Groups = append(id.Groups, grp)
 		}
 	}
-	if g.r.Kube != nil {
-		rels := make([]string, 0, len(g.r.Kube.Groups))
-		for rel := range g.r.Kube.Groups {
+	if r.Kube != nil {
+		rels := make([]string, 0, len(r.Kube.Groups))
+		for rel := range r.Kube.Groups {
 			rels = append(rels, rel)
 		}
 		sort.Strings(rels)
 		for _, rel := range rels {
-			ok, err := m.policy.Check(context.Background(), g.p.Subject(), rel, "resource:"+g.r.Name)
+			ok, err := m.policy.Check(context.Background(), p.Subject(), rel, "resource:"+r.Name)
 			if err != nil {
 				return id, err
 			}
 			if ok {
-				for _, grp := range g.r.Kube.Groups[rel] {
+				for _, grp := range r.Kube.Groups[rel] {
 					add(m.cfg.GroupPrefix + grp)
 				}
 			}
 		}
 	}
-	for _, grp := range g.p.Groups {
+	for _, grp := range p.Groups {
 		add(m.cfg.GroupPrefix + grp)
 	}
 	return id, nil

@@ -55,15 +55,7 @@ func (s *Service) grantTTL(ctx context.Context, r store.AccessRequest) time.Dura
 	return ttl
 }
 
-func grants(r store.AccessRequest, expires time.Time) []store.Tuple {
-	var ts []store.Tuple
-	for _, name := range r.Resources {
-		ts = append(ts, store.Tuple{Object: "resource:" + name, Relation: "act", Subject: "user:" + r.User, Expires: expires})
-	}
-	return ts
-}
-
-// Approve grants the request: expiring act tuples, capped TTL.
+// Approve grants the request: expiring tuples of its own, capped TTL.
 func (s *Service) Approve(ctx context.Context, p authn.Principal, id, reason string) (store.AccessRequest, error) {
 	r, err := s.review(ctx, p, id, "approve")
 	if err != nil {
@@ -72,10 +64,17 @@ func (s *Service) Approve(ctx context.Context, p authn.Principal, id, reason str
 	now := s.now().UTC()
 	ttl := s.grantTTL(ctx, r)
 	r.State, r.Reviewer, r.ReviewReason, r.Reviewed, r.Expires, r.TTL = Approved, p.User, strings.TrimSpace(reason), now, now.Add(ttl), ttl
+	// The grant is the request's own record (see grant.go): a standing
+	// tuple the user already holds is never touched.
 	if err := s.tuples.WriteTuples(ctx, grants(r, r.Expires), nil); err != nil {
 		return r, fmt.Errorf("writing the grant: %v", err)
 	}
+	if err := s.checkGrantHolds(ctx, r); err != nil {
+		_ = s.tuples.WriteTuples(ctx, nil, grants(r, time.Time{}))
+		return r, fmt.Errorf("the grant would not give access: %v", err)
+	}
 	if err := s.st.PutAccessRequest(ctx, r); err != nil {
+		_ = s.tuples.WriteTuples(ctx, nil, grants(r, time.Time{}))
 		return r, err
 	}
 	s.event(ctx, p.User, "access_request.approved", r, r.ReviewReason, map[string]string{"expires": r.Expires.Format(time.RFC3339)})
@@ -98,8 +97,9 @@ func (s *Service) Deny(ctx context.Context, p authn.Principal, id, reason string
 	return r, nil
 }
 
-// Drop ends an approved grant early: its tuples go, and the tuple write
-// makes the session manager cut what the grant allowed.
+// Drop ends an approved grant early: its own tuples go (never a standing
+// one), and the tuple write makes the session manager cut what no longer
+// holds.
 func (s *Service) Drop(ctx context.Context, p authn.Principal, id, reason string) (store.AccessRequest, error) {
 	r, err := s.st.GetAccessRequest(ctx, id)
 	if err != nil {
@@ -113,7 +113,8 @@ func (s *Service) Drop(ctx context.Context, p authn.Principal, id, reason string
 	if r.State != Approved {
 		return r, fmt.Errorf("refused: %s is %s; only approved grants can be dropped", r.ID, r.State)
 	}
-	if err := s.tuples.WriteTuples(ctx, nil, grants(r, time.Time{})); err != nil {
+	// Only what the approval added goes; a standing tuple stays.
+	if err := s.removeGrant(ctx, r); err != nil {
 		return r, fmt.Errorf("removing the grant: %v", err)
 	}
 	r.State, r.Ended, r.EndedBy = Dropped, s.now().UTC(), p.User
@@ -146,7 +147,7 @@ func (s *Service) Run(ctx context.Context) {
 				continue
 			}
 			// The expired tuples are removed too, so that listings stay clean.
-			_ = s.tuples.WriteTuples(ctx, nil, grants(r, time.Time{}))
+			_ = s.removeGrant(ctx, r)
 			r.State, r.Ended, r.EndedBy = Expired, now, "bastion"
 			if err := s.st.PutAccessRequest(ctx, r); err != nil {
 				continue

@@ -19,6 +19,8 @@ type fakePolicy struct {
 	facts  map[string]bool
 	tuples map[string]time.Time
 	now    func() time.Time
+	// noUsersets plays a custom model without group#member on act.
+	noUsersets bool
 }
 
 func (f *fakePolicy) Check(_ context.Context, subject, relation, object string) (bool, error) {
@@ -27,8 +29,42 @@ func (f *fakePolicy) Check(_ context.Context, subject, relation, object string) 
 	if f.facts[subject+" "+relation+" "+object] {
 		return true, nil
 	}
-	exp, ok := f.tuples[object+"#"+relation+"@"+subject]
-	return ok && (exp.IsZero() || f.now().Before(exp)), nil
+	if f.live(object + "#" + relation + "@" + subject) {
+		return true, nil
+	}
+	// Usersets, as the model's [user, group#member]: object#relation@group:G#member
+	// holds for subject if group:G#member@subject does.
+	if f.noUsersets {
+		return false, nil
+	}
+	prefix := object + "#" + relation + "@"
+	for k := range f.tuples {
+		if strings.HasPrefix(k, prefix) && strings.HasSuffix(k, "#member") && f.live(k) {
+			group := strings.TrimSuffix(strings.TrimPrefix(k, prefix), "#member")
+			if f.live(group + "#member@" + subject) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// live reports whether a tuple is stored and not expired; f.mu is held.
+func (f *fakePolicy) live(key string) bool {
+	exp, ok := f.tuples[key]
+	return ok && (exp.IsZero() || f.now().Before(exp))
+}
+
+func (f *fakePolicy) TuplesByObject(_ context.Context, object, relation string) ([]store.Tuple, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []store.Tuple
+	for k, exp := range f.tuples {
+		if rest, ok := strings.CutPrefix(k, object+"#"+relation+"@"); ok && f.live(k) {
+			out = append(out, store.Tuple{Object: object, Relation: relation, Subject: rest, Expires: exp})
+		}
+	}
+	return out, nil
 }
 
 func (f *fakePolicy) ListObjects(ctx context.Context, subject, relation, _ string) ([]string, error) {

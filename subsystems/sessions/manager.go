@@ -26,6 +26,12 @@ const (
 	ReasonRevoked      = "revoked"
 	ReasonPolicy       = "policy change"
 	ReasonShutdown     = "shutdown"
+	// ReasonReplicaLost: the replica that held the session died (its
+	// lease expired); a surviving replica ended the record.
+	ReasonReplicaLost = "replica lost"
+	// ReasonCertExpired: the certificate the user logged in with expired
+	// (the server core ends the connection's sessions with it).
+	ReasonCertExpired = "certificate expired"
 )
 
 // Checker is the policy question a live session keeps asking.
@@ -38,14 +44,32 @@ type Auditor interface {
 	Append(ctx context.Context, e store.Event) (store.Event, error)
 }
 
-// Config holds session lifetimes.
+// Config holds session lifetimes, and what ties this process to the other
+// replicas sharing its store.
 type Config struct {
 	TTL         time.Duration // default 30 m
 	MaxTTL      time.Duration // cap, default 4 h
 	IdleTimeout time.Duration // default 15 m
 	// SweepInterval is how often live sessions are re-checked (default
-	// 250 ms, so that cut-offs land well within a second).
+	// 250 ms, so that cut-offs land well within a second). The sweep is
+	// what ends sessions whose grant expired: an expiry writes nothing,
+	// so no change announces it.
 	SweepInterval time.Duration
+
+	// ReplicaID names this process in the records of the sessions it
+	// holds (store.Session.Replica); NewReplicaID() if empty.
+	ReplicaID string
+	// Feed, when set, is the store's change feed: a tuple, model or reset
+	// change re-checks every live session at once, and a session record
+	// that another replica ended (sessions kill, replica lost) cuts the
+	// session here. Without it, only local writes (PolicyChanged, Kill)
+	// and the sweep's ticks act.
+	Feed Feed
+	// Replicas, when set, is the liveness of the replicas sharing the
+	// store: Run joins as ReplicaID (unless Join was called), and the
+	// sessions of replicas that die are ended as ReasonReplicaLost. It
+	// also lets Get, Kill and List reach sessions held by other replicas.
+	Replicas Replicas
 }
 
 func (c *Config) defaults() {
@@ -61,6 +85,9 @@ func (c *Config) defaults() {
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = 250 * time.Millisecond
 	}
+	if c.ReplicaID == "" {
+		c.ReplicaID = NewReplicaID()
+	}
 }
 
 // Live is one open session.
@@ -70,6 +97,7 @@ type Live struct {
 	relation string
 	object   string
 	closer   func(reason string)
+	conn     string // the Principal's SessionID: the SSH connection
 	done     chan struct{}
 	reason   string
 
@@ -119,6 +147,12 @@ type Manager struct {
 	live  map[string]*Live
 	kick  chan struct{}
 	start sync.Once
+
+	// lost reports dead replicas once joined; leave ends the membership.
+	joinMu  sync.Mutex
+	lost    <-chan string
+	leave   context.CancelFunc
+	settled atomic.Bool // a follow-up re-check is scheduled
 }
 
 // New returns a manager; Run must be started for sweeping.
@@ -175,8 +209,8 @@ func (m *Manager) Open(ctx context.Context, r Request) (*Live, error) {
 	l := &Live{
 		sess: store.Session{ID: newID(), User: r.Principal.User, Resource: r.Resource.Name, Kind: r.Kind,
 			Target: r.Target, Source: r.Principal.SourceAddr, Opened: now, Expires: now.Add(ttl),
-			IdleTimeout: idle, State: "open"},
-		relation: r.Relation, object: "resource:" + r.Resource.Name, closer: r.Closer, done: make(chan struct{}),
+			IdleTimeout: idle, State: "open", Replica: m.cfg.ReplicaID},
+		relation: r.Relation, object: "resource:" + r.Resource.Name, closer: r.Closer, conn: r.Principal.SessionID, done: make(chan struct{}),
 	}
 	if r.Recorded {
 		l.sess.Recording = l.sess.ID
@@ -221,64 +255,25 @@ func (m *Manager) End(l *Live, reason string) string {
 	return reason
 }
 
-// ErrNoSession is returned by Kill for unknown or finished sessions.
-var ErrNoSession = errors.New("no such live session")
-
-// Kill revokes a live session.
-func (m *Manager) Kill(id string) (store.Session, error) {
-	m.mu.Lock()
-	l := m.live[id]
-	m.mu.Unlock()
-	if l == nil {
-		return store.Session{}, ErrNoSession
+// EndConn ends every live session of one SSH connection (the
+// Principal's SessionID) with reason. The
+// server core calls it before it closes a connection on purpose, so that
+// the sessions carry the real reason rather than "client closed".
+func (m *Manager) EndConn(conn, reason string) {
+	if conn == "" {
+		return
 	}
-	m.End(l, ReasonRevoked)
-	return l.Snapshot(), nil
-}
-
-// Get returns a live session.
-func (m *Manager) Get(id string) (store.Session, bool) {
 	m.mu.Lock()
-	l := m.live[id]
-	m.mu.Unlock()
-	if l == nil {
-		return store.Session{}, false
-	}
-	return l.Snapshot(), true
-}
-
-// List returns live sessions (of user, or all if user is "") and, from the
-// store, recently ended ones, newest first.
-func (m *Manager) List(ctx context.Context, user string, includeEnded bool) ([]store.Session, error) {
-	seen := map[string]bool{}
-	var out []store.Session
-	m.mu.Lock()
+	var ls []*Live
 	for _, l := range m.live {
-		s := l.Snapshot()
-		if user == "" || s.User == user {
-			out = append(out, s)
-			seen[s.ID] = true
+		if l.conn == conn {
+			ls = append(ls, l)
 		}
 	}
 	m.mu.Unlock()
-	if includeEnded {
-		all, err := m.store.ListSessions(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range all {
-			if !seen[s.ID] && (user == "" || s.User == user) {
-				if s.State == "open" {
-					// Open in the store but not live here: the process
-					// that ran it is gone (crash or restart).
-					s.State = "lost"
-				}
-				out = append(out, s)
-			}
-		}
+	for _, l := range ls {
+		m.End(l, reason)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Opened.After(out[j].Opened) })
-	return out, nil
 }
 
 // PolicyChanged asks the sweeper to re-check every live session now,
@@ -290,14 +285,37 @@ func (m *Manager) PolicyChanged() {
 	}
 }
 
-// Run sweeps until ctx ends, then ends every live session.
+// ReplicaID returns the id this process writes into its session records.
+func (m *Manager) ReplicaID() string { return m.cfg.ReplicaID }
+
+// Run sweeps until ctx ends, then ends every live session and leaves the
+// replicas. With a Feed it follows the store's changes; with Replicas it
+// joins (unless Join was called) and ends the sessions of dead replicas.
 func (m *Manager) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	if m.cfg.Replicas != nil {
+		if err := m.Join(ctx); err != nil {
+			m.log.Error("sessions: cannot join the replicas; sessions of dead replicas are not ended by this one", "err", err)
+		}
+	}
+	if m.cfg.Feed != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.follow(ctx) }()
+	}
+	if lost := m.lostReplicas(); lost != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.watchReplicas(ctx, lost) }()
+	}
 	t := time.NewTicker(m.cfg.SweepInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			m.endAll(ReasonShutdown)
+			wg.Wait()
+			// Only now: the sessions are recorded as ended by shutdown, not
+			// lost, when the other replicas see this one go.
+			m.leaveReplicas()
 			return
 		case <-t.C:
 		case <-m.kick:

@@ -127,3 +127,42 @@ func TestEndIsOnceAndFirstReasonWins(t *testing.T) {
 		t.Fatalf("closer called %d times", len(reasons))
 	}
 }
+
+// EndConn ends the sessions of one connection only, with the reason given.
+func TestEndConnEndsOnlyThatConnection(t *testing.T) {
+	m, _, _ := setup(t)
+	reasons := make(chan string, 10)
+	web := store.Resource{Name: "web-1"}
+	openOn := func(conn string) *Live {
+		l, err := m.Open(context.Background(), Request{Principal: authn.Principal{User: "bob", SessionID: conn}, Resource: web, Kind: "forward",
+			Closer: func(reason string) { reasons <- conn + ": " + reason }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	a1, a2, b := openOn("conn-a"), openOn("conn-a"), openOn("conn-b")
+	m.EndConn("conn-a", ReasonCertExpired)
+	for _, l := range []*Live{a1, a2} {
+		select {
+		case <-l.Done():
+		default:
+			t.Fatal("a session of conn-a is still live")
+		}
+		if s := l.Snapshot(); s.Reason != ReasonCertExpired || s.State != "closed" {
+			t.Fatalf("ended as %q (%s)", s.Reason, s.State)
+		}
+	}
+	if _, ok := m.Get(b.ID()); !ok {
+		t.Fatal("conn-b's session ended too")
+	}
+	m.EndConn("", ReasonCertExpired) // no connection: nothing
+	if _, ok := m.Get(b.ID()); !ok {
+		t.Fatal("EndConn(\"\") ended a session")
+	}
+	for i := 0; i < 2; i++ {
+		if r := <-reasons; r != "conn-a: certificate expired" {
+			t.Fatalf("closer got %q", r)
+		}
+	}
+}

@@ -18,22 +18,57 @@ import (
 )
 
 // record audits one file operation: op, Resource, path, bytes, result.
-func (f *fs) record(op, resource, p string, bytes int64, err error) {
+// It returns an error, never nil-on-failure: an operation whose event is
+// not durable must not proceed (or, when it already ran, must be counted
+// as lost and end the channel), so the caller refuses with errAudit.
+func (f *fs) record(op, resource, p string, bytes int64, result error) error {
 	d := map[string]string{"path": p, "result": "ok"}
 	if bytes >= 0 {
 		d["bytes"] = strconv.FormatInt(bytes, 10)
 	}
 	dec := "allow"
-	if err != nil {
-		d["result"] = err.Error()
+	if result == errStarted {
+		d["result"] = "started"
+	} else if result != nil {
+		d["result"] = result.Error()
 		dec = "error"
 	}
-	_, _ = f.m.audit.Append(f.ctx, store.Event{Actor: f.p.User, Action: "sftp." + op, Target: resource, Decision: dec, Details: d})
+	if _, err := f.m.audit.Append(f.ctx, store.Event{Actor: f.p.User, Action: "sftp." + op, Target: resource, Decision: dec, Details: d}); err != nil {
+		f.m.lost(store.Event{Actor: f.p.User, Action: "sftp." + op}, err)
+		f.say("bastion: the audit log cannot record file operations now; refused")
+		return fmt.Errorf("the audit log cannot record this operation: %w", sftp.ErrSSHFxFailure)
+	}
+	return nil
+}
+
+// maxPath bounds every path a client sends (PATH_MAX on Linux).
+const maxPath = 4096
+
+// errStarted marks the event written before an operation runs: a change
+// on a host (open, mkdir, rename, remove, setstat, ...) happens only once
+// its event is durable.
+var errStarted = errors.New("started")
+
+// recordAfter audits the result of an operation that already ran. If the
+// event cannot be written, the loss is counted and the channel is ended:
+// nothing more happens on it without its record.
+func (f *fs) recordAfter(op, resource, p string, bytes int64, result error) error {
+	if err := f.record(op, resource, p, bytes, result); err != nil {
+		if f.closeChannel != nil {
+			f.closeChannel()
+		}
+		return err
+	}
+	return result
 }
 
 // at resolves a request path to its host, refusing the virtual root for
 // operations that need a Resource.
 func (f *fs) at(p string) (*host, string, error) {
+	if len(p) > maxPath {
+		// Input bound at the edge, as PATH_MAX bounds paths on the host.
+		return nil, "", fmt.Errorf("a path of %d bytes is over the limit of %d: %w", len(p), maxPath, sftp.ErrSSHFxBadMessage)
+	}
 	res, hp := resolve(p)
 	if res == "" {
 		return nil, "", fmt.Errorf("/ lists the hosts you may reach; files live under /HOST/: %w", sftp.ErrSSHFxPermissionDenied)
@@ -88,11 +123,12 @@ func (f *fs) open(r *sftp.Request, op string) (*handle, error) {
 	if op == "read" {
 		flags = os.O_RDONLY
 	}
+	if err := f.record(op, h.r.Name, hp, -1, errStarted); err != nil {
+		return nil, err
+	}
 	rf, err := h.sftp.OpenFile(hp, flags)
 	if err != nil {
-		err = remoteErr(err)
-		f.record(op, h.r.Name, hp, -1, err)
-		return nil, err
+		return nil, f.recordAfter(op, h.r.Name, hp, -1, remoteErr(err))
 	}
 	return &handle{f: f, h: h, file: rf, op: op, path: hp}, nil
 }
@@ -138,8 +174,7 @@ func (x *handle) Close() error {
 			op = "write"
 		}
 	}
-	x.f.record(op, x.h.r.Name, x.path, n, err)
-	return err
+	return x.f.recordAfter(op, x.h.r.Name, x.path, n, err)
 }
 
 // Filecmd runs Setstat, Rename, Rmdir, Mkdir, Link, Symlink and Remove.
@@ -150,6 +185,18 @@ func (f *fs) Filecmd(r *sftp.Request) error {
 	}
 	h, hp, err := f.at(r.Filepath)
 	if err != nil {
+		return err
+	}
+	if len(r.Target) > maxPath {
+		return fmt.Errorf("a path of %d bytes is over the limit of %d: %w", len(r.Target), maxPath, sftp.ErrSSHFxBadMessage)
+	}
+	shown := hp
+	switch r.Method {
+	case "Rename", "PosixRename", "Link", "Symlink":
+		_, hp2 := resolve(r.Target)
+		shown = hp + " -> " + hp2
+	}
+	if err := f.record(op, h.r.Name, shown, -1, errStarted); err != nil {
 		return err
 	}
 	c := h.sftp
@@ -174,7 +221,6 @@ func (f *fs) Filecmd(r *sftp.Request) error {
 		default: // Symlink: Filepath is the link's target, Target the new link
 			err = c.Symlink(hp, hp2)
 		}
-		hp = hp + " -> " + hp2
 	case "Rmdir":
 		err = c.RemoveDirectory(hp)
 	case "Mkdir":
@@ -184,9 +230,7 @@ func (f *fs) Filecmd(r *sftp.Request) error {
 	default:
 		err = fmt.Errorf("%s is not supported: %w", r.Method, sftp.ErrSSHFxOpUnsupported)
 	}
-	err = remoteErr(err)
-	f.record(op, h.r.Name, hp, -1, err)
-	return err
+	return f.recordAfter(op, h.r.Name, shown, -1, remoteErr(err))
 }
 
 // PosixRename is rename that replaces the target, as OpenSSH's sftp asks.
@@ -226,6 +270,9 @@ func (f *fs) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 func (f *fs) Lstat(r *sftp.Request) (sftp.ListerAt, error) { return f.list(r, true) }
 
 func (f *fs) list(r *sftp.Request, lstat bool) (sftp.ListerAt, error) {
+	if len(r.Filepath) > maxPath {
+		return nil, fmt.Errorf("a path of %d bytes is over the limit of %d: %w", len(r.Filepath), maxPath, sftp.ErrSSHFxBadMessage)
+	}
 	res, hp := resolve(r.Filepath)
 	if res == "" {
 		if r.Method == "List" {
@@ -241,7 +288,10 @@ func (f *fs) list(r *sftp.Request, lstat bool) (sftp.ListerAt, error) {
 	switch r.Method {
 	case "List":
 		infos, err := c.ReadDir(hp)
-		f.record("list", res, hp, int64(len(infos)), remoteErr(err))
+		// The listing reaches the client only once its event is durable.
+		if err := f.record("list", res, hp, int64(len(infos)), remoteErr(err)); err != nil {
+			return nil, err
+		}
 		if err != nil {
 			return nil, remoteErr(err)
 		}
@@ -325,7 +375,9 @@ func (f *fs) rootList() (sftp.ListerAt, error) {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
-	f.record("list", "", "/", int64(len(out)), nil)
+	if err := f.record("list", "", "/", int64(len(out)), nil); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

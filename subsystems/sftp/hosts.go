@@ -50,7 +50,10 @@ func newFS(ctx context.Context, m *Module, p authn.Principal, sess ssh.Session) 
 // denied is what a refused path returns: SSH_FX_PERMISSION_DENIED, with
 // the reason and how to get access in the message.
 func (f *fs) denied(resource, why string) error {
-	_, _ = f.m.audit.Append(f.ctx, store.Event{Actor: f.p.User, Action: "sftp.deny", Target: resource, Decision: "deny", Reason: why})
+	// A refusal is already the safe outcome; a lost deny event is counted.
+	if _, err := f.m.audit.Append(f.ctx, store.Event{Actor: f.p.User, Action: "sftp.deny", Target: resource, Decision: "deny", Reason: why}); err != nil {
+		f.m.lost(store.Event{Actor: f.p.User, Action: "sftp.deny"}, err)
+	}
 	msg := fmt.Sprintf("%s; ask with: %s request create %s --reason \"...\"", why, f.m.cfg.Host, resource)
 	// sftp and scp show only a status code; the reason goes to stderr,
 	// which they print.
@@ -112,7 +115,9 @@ func (f *fs) host(resource string) (*host, error) {
 	}()
 	c, err := f.m.dialer.DialHost(f.ctx, f.p, r, live.ID())
 	if err != nil {
-		_, _ = f.m.audit.Append(f.ctx, store.Event{Actor: f.p.User, Action: "sftp.fail", Target: resource, Decision: "allow", Reason: err.Error()})
+		if _, aerr := f.m.audit.Append(f.ctx, store.Event{Actor: f.p.User, Action: "sftp.fail", Target: resource, Decision: "allow", Reason: err.Error()}); aerr != nil {
+			f.m.lost(store.Event{Actor: f.p.User, Action: "sftp.fail"}, aerr)
+		}
 		f.say("bastion: " + err.Error())
 		return nil, fmt.Errorf("%v: %w", err, sftp.ErrSSHFxNoConnection)
 	}
@@ -122,12 +127,19 @@ func (f *fs) host(resource string) (*host, error) {
 		f.say(fmt.Sprintf("bastion: %s has no sftp server (%v)", resource, err))
 		return nil, fmt.Errorf("%s has no sftp server: %v: %w", resource, err, sftp.ErrSSHFxNoConnection)
 	}
+	// The host is used only once its sftp.open event is durable.
+	if _, err := f.m.audit.Append(f.ctx, store.Event{Actor: f.p.User, Action: "sftp.open", Target: resource, Decision: "allow",
+		Details: map[string]string{"session": live.ID(), "login": c.User(), "source": f.p.SourceAddr}}); err != nil {
+		f.m.lost(store.Event{Actor: f.p.User, Action: "sftp.open"}, err)
+		_ = sc.Close()
+		_ = c.Close()
+		f.say("bastion: the audit log cannot record a session on " + resource + " now; refused")
+		return nil, fmt.Errorf("the audit log cannot record this session: %w", sftp.ErrSSHFxFailure)
+	}
 	dialed = true
 	h.client, h.sftp, h.live, h.login = c, sc, live, c.User()
 	f.hosts[resource] = h
 	up.Store(true)
-	_, _ = f.m.audit.Append(f.ctx, store.Event{Actor: f.p.User, Action: "sftp.open", Target: resource, Decision: "allow",
-		Details: map[string]string{"session": live.ID(), "login": h.login, "source": f.p.SourceAddr}})
 	return h, nil
 }
 
@@ -177,8 +189,10 @@ func (f *fs) closeAll(reason string) {
 		_ = h.client.Close()
 		why := f.m.sessions.End(h.live, reason)
 		s := h.live.Snapshot()
-		_, _ = f.m.audit.Append(context.Background(), store.Event{Actor: f.p.User, Action: "sftp.close", Target: name, Decision: "allow",
-			Reason: why, Details: map[string]string{"session": s.ID, "bytes_in": strconv.FormatInt(s.BytesIn, 10), "bytes_out": strconv.FormatInt(s.BytesOut, 10)}})
+		if _, err := f.m.audit.Append(context.Background(), store.Event{Actor: f.p.User, Action: "sftp.close", Target: name, Decision: "allow",
+			Reason: why, Details: map[string]string{"session": s.ID, "bytes_in": strconv.FormatInt(s.BytesIn, 10), "bytes_out": strconv.FormatInt(s.BytesOut, 10)}}); err != nil {
+			f.m.lost(store.Event{Actor: f.p.User, Action: "sftp.close"}, err)
+		}
 	}
 }
 

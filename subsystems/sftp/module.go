@@ -101,3 +101,9 @@ func (m *Module) serve(ctx context.Context, sess ssh.Session, _ []string) int {
 	}
 	return 0
 }
+
+// lost reports an audit event that could not be made durable: logged as
+// an error and counted, never passed over in silence.
+func (m *Module) lost(e store.Event, err error) {
+	subsystems.AuditLost(m.log, m.audit, e, err)
+}

@@ -1,0 +1,188 @@
+package audit_test
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sshbastion/bastion/audit"
+	"github.com/sshbastion/bastion/store"
+	"github.com/sshbastion/bastion/store/etcd"
+	"github.com/sshbastion/bastion/store/etcd/etcdtest"
+)
+
+// acked collects what the Logs acknowledged: seq -> hash.
+type acked struct {
+	mu   sync.Mutex
+	seqs map[uint64]string
+	dup  []uint64
+}
+
+func (a *acked) add(e store.Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.seqs[e.Seq]; ok {
+		a.dup = append(a.dup, e.Seq)
+	}
+	a.seqs[e.Seq] = e.Hash
+}
+
+// load appends perWriter events from each of writers goroutines on every
+// Log, and fails the test on any error.
+func load(t *testing.T, logs []*audit.Log, writers, perWriter int, a *acked) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for r, l := range logs {
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perWriter {
+					e, err := l.Append(ctx, store.Event{Actor: fmt.Sprintf("user:r%d-w%d", r, w), Action: "kube.request",
+						Target: "kube:prod", Details: map[string]string{"i": fmt.Sprint(i)}})
+					if err != nil {
+						t.Errorf("replica %d: Append: %v", r, err)
+						return
+					}
+					a.add(e)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+// checkOneChain: the acknowledged seqs are exactly 1..n, each once.
+func checkOneChain(t *testing.T, a *acked, n int) {
+	t.Helper()
+	if len(a.dup) > 0 {
+		t.Fatalf("seqs acknowledged twice: %v", a.dup[:min(len(a.dup), 10)])
+	}
+	if len(a.seqs) != n {
+		t.Fatalf("%d events acknowledged, want %d", len(a.seqs), n)
+	}
+	for seq := uint64(1); seq <= uint64(n); seq++ {
+		if _, ok := a.seqs[seq]; !ok {
+			t.Fatalf("seq %d was never acknowledged: a gap", seq)
+		}
+	}
+}
+
+// TestWritersShareOneChain: three Logs on one badger store (as replicas on
+// one etcd would be) keep one chain.
+func TestWritersShareOneChain(t *testing.T) {
+	st := memStore(t)
+	logs := []*audit.Log{newLog(t, st, audit.Options{}), newLog(t, st, audit.Options{}), newLog(t, st, audit.Options{})}
+	a := &acked{seqs: map[uint64]string{}}
+	load(t, logs, 8, 50, a)
+	checkOneChain(t, a, 3*8*50)
+	mustVerify(t, st, 3*8*50)
+	var conflicts uint64
+	for _, l := range logs {
+		conflicts += l.Conflicts()
+	}
+	if conflicts == 0 {
+		t.Fatal("no Log ever lost the head to another: the test tests nothing")
+	}
+}
+
+// TestReplicasOnEtcd: three Logs on three etcd clients sharing a prefix,
+// loaded at once while one of them archives; then every acknowledged event
+// is in a segment or in the store, once, the chain verifies and the
+// segments link to it; and after kill -9 of etcd, all of it is still
+// there.
+func TestReplicasOnEtcd(t *testing.T) {
+	p := etcdtest.Start(t)
+	openStore := func() *etcd.Store {
+		s, err := etcd.Open(ctx, etcd.Options{Endpoints: []string{p.ClientURL}, Prefix: "/ha/", Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	stores := []*etcd.Store{openStore(), openStore(), openStore()}
+	logs := make([]*audit.Log, len(stores))
+	for i, s := range stores {
+		logs[i] = newLog(t, s, audit.Options{})
+	}
+	const writers, perWriter = 12, 40
+	a := &acked{seqs: map[uint64]string{}}
+	var segs [][]byte
+	var archived uint64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Archive everything older than now, twice, while the load runs.
+		for range 2 {
+			time.Sleep(300 * time.Millisecond)
+			var seg bytes.Buffer
+			rep, err := logs[1].Archive(ctx, time.Now(), &seg)
+			if err != nil {
+				t.Errorf("Archive during the load: %v", err)
+				return
+			}
+			segs = append(segs, seg.Bytes())
+			archived += rep.Count
+		}
+	}()
+	load(t, logs, writers, perWriter, a)
+	<-done
+	if t.Failed() {
+		t.FailNow()
+	}
+	total := len(logs) * writers * perWriter
+	checkOneChain(t, a, total)
+	var conflicts uint64
+	for _, l := range logs {
+		conflicts += l.Conflicts()
+	}
+	t.Logf("%d events from 3 replicas, %d conflicts re-chained, %d archived in %d segments", total, conflicts, archived, len(segs))
+	if conflicts == 0 {
+		t.Fatal("no replica ever lost the head to another: the test tests nothing")
+	}
+	if archived == 0 {
+		t.Fatal("nothing was archived during the load")
+	}
+	check := func(st store.AuditLog) {
+		t.Helper()
+		r := verify(t, st)
+		if !r.OK || r.From != archived || r.Count+r.From != uint64(total) || r.LastSeq != uint64(total) {
+			t.Fatalf("Verify: %+v; want OK from %d to %d", r, archived, total)
+		}
+		if sr := verifySeg(t, st, segs...); !sr.OK || sr.Link != audit.LinkCheckpoint || sr.Count != archived || sr.FirstSeq != 1 {
+			t.Fatalf("VerifySegment of every segment: %+v", sr)
+		}
+		// Every acknowledged event is stored, with the hash it was
+		// acknowledged with.
+		n := 0
+		err := st.ScanEvents(ctx, 0, func(e store.Event) error {
+			if a.seqs[e.Seq] != e.Hash {
+				return fmt.Errorf("stored event %d has hash %.16s, acknowledged %.16s", e.Seq, e.Hash, a.seqs[e.Seq])
+			}
+			n++
+			return nil
+		})
+		if err != nil || uint64(n) != uint64(total)-archived {
+			t.Fatalf("stored: %d events, %v; want %d", n, err, uint64(total)-archived)
+		}
+	}
+	check(stores[2])
+
+	for i, l := range logs {
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		stores[i].Close()
+	}
+	p.Kill(t)
+	p.Start(t)
+	st := openStore()
+	check(st)
+	l := newLog(t, st, audit.Options{})
+	if e, err := l.Append(ctx, store.Event{Action: "after.restart"}); err != nil || e.Seq != uint64(total)+1 {
+		t.Fatalf("Append after the restart: seq %d, %v", e.Seq, err)
+	}
+}

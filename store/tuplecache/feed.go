@@ -1,0 +1,79 @@
+package tuplecache
+
+import (
+	"context"
+	"time"
+
+	"github.com/sshbastion/bastion/store"
+)
+
+// follow watches the feed until ctx ends, as store.Changes asks of a
+// consumer: the cache caches only while a watch is open, starting empty
+// once it is (so that nothing cached predates the revision watched from),
+// and stops caching, empty again, when the channel closes under it, until
+// a new watch is open.
+func (c *Cache) follow(ctx context.Context) {
+	defer close(c.done)
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		ch, err := c.watch(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.opts.Logger.Warn("tuple cache: cannot follow the store's changes; reads go to the store", "err", err)
+			}
+		} else {
+			c.setCaching(true)
+			for ch := range ch {
+				c.apply(ch)
+			}
+			c.setCaching(false)
+			if ctx.Err() != nil {
+				return
+			}
+			c.opts.Logger.Warn("tuple cache: the change feed ended; reads go to the store until it is back")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func (c *Cache) watch(ctx context.Context) (<-chan store.Change, error) {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rev, err := c.opts.Feed.Rev(rctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.opts.Feed.Watch(ctx, rev)
+}
+
+// setCaching turns caching on or off, empty either way.
+func (c *Cache) setCaching(on bool) {
+	c.mu.Lock()
+	c.caching = on
+	c.clear()
+	c.mu.Unlock()
+}
+
+// apply invalidates what one change touches: a tuple's object and subject;
+// everything on a model change (relations may mean something else now) or
+// a reset (changes were lost).
+func (c *Cache) apply(ch store.Change) {
+	switch ch.Kind {
+	case store.KindTuple:
+		c.mu.Lock()
+		if ch.Tuple != nil {
+			c.forget(*ch.Tuple)
+			c.gen++
+		} else {
+			c.clear()
+		}
+		c.mu.Unlock()
+	case store.KindModel, store.KindReset:
+		c.Clear()
+	}
+}
