@@ -6,7 +6,7 @@ DEV := .dev
 DEV_USER ?= $(shell id -un)
 PKGS_UNIT = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: run build test deps unit e2e bench fuzz soak lint clean
+.PHONY: run run-ha build test deps unit e2e bench fuzz soak lint clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/bastion
@@ -33,6 +33,10 @@ run: build
 	echo ""; \
 	exec ./$(BIN) serve --config examples/dev/config.yaml --data $(DEV)/data --admin "$(DEV_USER)" $$args
 
+## run-ha: three etcd members and three replicas on ports 2222-2224.
+run-ha:
+	@bash scripts/run-ha.sh
+
 ## test: install what is missing, then run the unit and end-to-end tests.
 test: deps unit e2e
 
@@ -48,7 +52,7 @@ unit:
 	$(GO) test -count=1 $(PKGS_UNIT)
 
 e2e:
-	$(GO) test -count=1 -v -timeout 20m ./e2e/... 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
+	$(GO) test -count=1 -v -timeout 35m ./e2e/... 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
 
 ## bench: every benchmark side by side with its peer, with ratios.
 bench: deps

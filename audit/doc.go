@@ -8,7 +8,7 @@
 // event's is Genesis, 64 zeros) and its own Hash, computed by Hash over a
 // canonical encoding of every other field. Changing, removing or reordering
 // any stored event therefore breaks the chain at that event, which Verify
-// finds. (Truncating the newest events cannot be detected from the log
+// finds. After archiving, the chain starts at the checkpoint's hash. (Truncating the newest events cannot be detected from the log
 // alone; export LastSeq and the last hash somewhere else to catch that.)
 //
 // # Group commit
@@ -25,6 +25,25 @@
 // store cannot take fails alone. If the write fails otherwise, every caller
 // in the batch gets the error and the chain does not advance: no event is
 // acknowledged unless it is stored.
+//
+// # Several writers
+//
+// Replicas on one store (etcd) each run a Log on the same chain. A batch
+// whose seqs another writer took first is refused by the store with
+// store.ErrConflict, having written nothing; the writer re-reads the tail,
+// chains the batch again after it (new seqs, new prev hashes) and retries,
+// up to 100 times with a random pause. With a store that reports a plain
+// failure instead, a retry happens only if a foreign event is seen at the
+// batch's first seq, so a write that landed after all is never stored
+// twice. Acknowledged events are thus a gap-free prefix of one chain.
+//
+// # Archive
+//
+// Archive writes the oldest events as a segment (a header, the events,
+// a trailer with the head it ends on and a digest; see SegmentFormat),
+// then stores a checkpoint on its last event and removes the archived
+// events. Verify starts from the checkpoint; VerifySegment checks
+// segments on their own and their link to the live log.
 //
 // # No action escapes the log
 //

@@ -2,6 +2,8 @@ package audit_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -88,6 +90,102 @@ func TestWritersShareOneChain(t *testing.T) {
 	}
 }
 
+// plainGaps reports a lost race as a plain error, as a store might that
+// does not know store.ErrConflict.
+type plainGaps struct{ store.AuditLog }
+
+func (p plainGaps) AppendEvents(ctx context.Context, evs []store.Event) error {
+	if err := p.AuditLog.AppendEvents(ctx, evs); err != nil {
+		return errors.New(err.Error())
+	}
+	return nil
+}
+
+// TestWritersWithoutErrConflict: the Log also re-chains when the store
+// says only that the seq was taken, having seen another writer's event
+// there.
+func TestWritersWithoutErrConflict(t *testing.T) {
+	st := memStore(t)
+	logs := []*audit.Log{newLog(t, plainGaps{st}, audit.Options{}), newLog(t, plainGaps{st}, audit.Options{})}
+	a := &acked{seqs: map[uint64]string{}}
+	load(t, logs, 8, 50, a)
+	checkOneChain(t, a, 2*8*50)
+	mustVerify(t, st, 2*8*50)
+	if logs[0].Conflicts()+logs[1].Conflicts() == 0 {
+		t.Fatal("no Log ever lost the head to the other: the test tests nothing")
+	}
+}
+
+// verifyDuring runs Verify on st until stop is closed, failing the test on
+// any report that is not OK: archives and appends running meanwhile must
+// never make the chain look broken.
+func verifyDuring(t *testing.T, st store.AuditLog, stop <-chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				if n == 0 {
+					t.Error("Verify never ran during the load")
+				}
+				return
+			default:
+			}
+			r, err := audit.Verify(ctx, st)
+			if err != nil || !r.OK {
+				t.Errorf("Verify during archives and appends: %+v, %v", r, err)
+				return
+			}
+		}
+	}()
+	return &wg
+}
+
+// TestArchiveWhileWriting: archives run while three Logs append and Verify
+// runs; nothing is lost, nothing breaks.
+func TestArchiveWhileWriting(t *testing.T) {
+	st := memStore(t)
+	logs := []*audit.Log{newLog(t, st, audit.Options{}), newLog(t, st, audit.Options{}), newLog(t, st, audit.Options{})}
+	a := &acked{seqs: map[uint64]string{}}
+	stop := make(chan struct{})
+	verifying := verifyDuring(t, st, stop)
+	var segs [][]byte
+	archiving := make(chan struct{})
+	go func() {
+		defer close(archiving)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			var seg bytes.Buffer
+			if _, err := logs[0].Archive(ctx, time.Now(), &seg); err != nil && !errors.Is(err, audit.ErrNothingToArchive) {
+				t.Errorf("Archive: %v", err)
+				return
+			}
+			if seg.Len() > 0 {
+				segs = append(segs, seg.Bytes())
+			}
+		}
+	}()
+	load(t, logs, 8, 100, a)
+	close(stop)
+	<-archiving
+	verifying.Wait()
+	checkOneChain(t, a, 3*8*100)
+	if len(segs) < 2 {
+		t.Fatalf("%d archives ran during the load; want several", len(segs))
+	}
+	sr := verifySeg(t, st, segs...)
+	r := verify(t, st)
+	if !sr.OK || sr.Link != audit.LinkCheckpoint || !r.OK || sr.Count+r.Count != 3*8*100 || r.From != sr.LastSeq {
+		t.Fatalf("after the load: segments %+v, live %+v", sr, r)
+	}
+}
+
 // TestReplicasOnEtcd: three Logs on three etcd clients sharing a prefix,
 // loaded at once while one of them archives; then every acknowledged event
 // is in a segment or in the store, once, the chain verifies and the
@@ -113,6 +211,8 @@ func TestReplicasOnEtcd(t *testing.T) {
 	var segs [][]byte
 	var archived uint64
 	done := make(chan struct{})
+	stopVerify := make(chan struct{})
+	verifying := verifyDuring(t, stores[0], stopVerify)
 	go func() {
 		defer close(done)
 		// Archive everything older than now, twice, while the load runs.
@@ -130,6 +230,8 @@ func TestReplicasOnEtcd(t *testing.T) {
 	}()
 	load(t, logs, writers, perWriter, a)
 	<-done
+	close(stopVerify)
+	verifying.Wait()
 	if t.Failed() {
 		t.FailNow()
 	}

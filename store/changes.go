@@ -7,15 +7,16 @@ import (
 
 // Kinds of Change. Every kind but KindReset names the record type written.
 const (
-	KindTuple    = "tuple"    // Key: Tuple.String(); Tuple is set
-	KindModel    = "model"    // Key: the model version, in decimal
-	KindResource = "resource" // Key: the Resource name
-	KindUser     = "user"     // Key: the user name
-	KindKey      = "key"      // Key: the key's fingerprint
-	KindSession  = "session"  // Key: the session id
-	KindCert     = "cert"     // Key: the revoked serial, in decimal
-	KindRequest  = "request"  // Key: the access request id
-	KindSecret   = "secret"   // Key: the secret name (the model's copy too)
+	KindTuple     = "tuple"     // Key: Tuple.String(); Tuple is set
+	KindModel     = "model"     // Key: the model version, in decimal
+	KindResource  = "resource"  // Key: the Resource name
+	KindUser      = "user"      // Key: the user name
+	KindKey       = "key"       // Key: the key's fingerprint
+	KindSession   = "session"   // Key: the session id
+	KindCert      = "cert"      // Key: the revoked serial, in decimal
+	KindRequest   = "request"   // Key: the access request id
+	KindSecret    = "secret"    // Key: the secret name (the model's copy too)
+	KindKubeToken = "kubetoken" // Key: the token's hash (KubeToken.Hash)
 	// KindReset says that changes were lost (a slow consumer, a ring
 	// or history that no longer reaches back to from): the consumer must
 	// drop everything it derived from the store. See Changes.
@@ -44,8 +45,8 @@ type Change struct {
 // itself and, on a shared backend, by every other replica.
 //
 // Every committed write of tuples, model versions, resources, users,
-// keys, sessions, certificate revocations, access requests and secrets
-// produces one Change per record written (DeleteUser: the user and each
+// keys, sessions, certificate revocations, access requests, secrets and
+// kube tokens produces one Change per record written (DeleteUser: the user and each
 // of its keys; WriteTuples: each tuple), published only after the write
 // committed, so a read made after receiving a change sees that write (or
 // a later one). Audit events and recordings produce none. A delete of a

@@ -107,6 +107,10 @@ type Recordings interface {
 type Secrets interface {
 	GetSecret(ctx context.Context, name string) ([]byte, error)
 	PutSecret(ctx context.Context, name string, value []byte) error
+	// CreateSecret stores value only if name holds no secret yet, and
+	// returns what is stored: value, or the secret already there. It is
+	// atomic, so that replicas starting together agree on one host key.
+	CreateSecret(ctx context.Context, name string, value []byte) ([]byte, error)
 }
 
 // CertRevocations keeps the serials of revoked user certificates.
@@ -143,6 +147,7 @@ type Store interface {
 	Secrets
 	CertRevocations
 	AccessRequests
+	KubeTokens
 	Models
 	Changes
 	Close() error

@@ -78,16 +78,20 @@ func newModel(ctx context.Context, o Options) model {
 	if h <= 0 {
 		h = 24
 	}
-	return model{
+	m := model{
 		ctx: ctx, backend: o.Backend, user: o.User, host: o.Host,
 		st: newStyles(o.Out, o.Env), now: time.Now,
 		width: w, height: h,
 	}
+	if pw, ok := o.Backend.(PendingWatcher); ok {
+		m.queue.changes = pw.PendingChanges(ctx)
+	}
+	return m
 }
 
 func (m model) Init() tea.Cmd {
 	// The pending count shows from the start and follows new requests.
-	cmds := []tea.Cmd{m.fetchPending(0), poll()}
+	cmds := []tea.Cmd{m.fetchPending(0), m.follow()}
 	if !m.loaded {
 		cmds = append(cmds, m.loadResources())
 	}
@@ -247,7 +251,7 @@ func (m model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tick()
 	case requestedMsg:
 		return m.requested(msg)
-	case pollMsg, pendingMsg, decidedMsg:
+	case pollMsg, pendingMsg, pendingChangedMsg, decidedMsg:
 		return m.requestsUpdate(msg)
 	case tea.KeyMsg:
 		return m.key(msg)

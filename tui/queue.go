@@ -11,7 +11,8 @@ import (
 )
 
 // pollEvery is how often the pending count is refreshed in the
-// background: one Pending call at a time, never more often.
+// background when the Backend is no PendingWatcher (or its channel
+// closed): one Pending call at a time, never more often.
 const pollEvery = 5 * time.Second
 
 // queue is the reviewer's page: the pending requests of others the user
@@ -25,6 +26,11 @@ type queue struct {
 	// issued numbers the loads; got is the newest applied, so that a slow
 	// answer never overwrites a newer one.
 	issued, got int
+	// changes reports pending changes (PendingWatcher); nil: poll. dirty
+	// is set when a change came while a load was in flight: one more load
+	// follows it.
+	changes <-chan struct{}
+	dirty   bool
 
 	// deciding is "approve" or "deny" while the reason prompt is open for
 	// the request target.
@@ -93,19 +99,26 @@ func (m model) requestsUpdate(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, tea.Batch(poll(), m.loadPending())
 		}
 		return m, poll()
+	case pendingChangedMsg:
+		return m.pendingChanged(msg)
 	case pendingMsg:
 		if msg.seq < m.queue.got {
 			return m, nil
 		}
 		m.queue.got = msg.seq
+		var again tea.Cmd
+		if m.queue.dirty && m.queue.issued == m.queue.got {
+			m.queue.dirty = false
+			again = m.loadPending()
+		}
 		if msg.err != nil {
 			// The count keeps its last value; the page says why.
 			m.queue.err = safe(msg.err.Error())
-			return m, nil
+			return m, again
 		}
 		m.queue.err, m.queue.loaded = "", true
 		m.setQueue(msg.requests)
-		return m, nil
+		return m, again
 	case decidedMsg:
 		verb, done := "approve", "approved"
 		if !msg.approve {

@@ -27,6 +27,16 @@ type Backend interface {
 	Decide(ctx context.Context, id string, approve bool, reason string) error
 }
 
+// PendingWatcher may be implemented by a Backend whose pending requests
+// change behind the TUI's back (another reviewer, another replica): the
+// pending count then follows those changes instead of polling.
+type PendingWatcher interface {
+	// PendingChanges returns a channel that receives whenever the pending
+	// requests may have changed and closes when ctx ends (or the backend
+	// can no longer tell); nil when it cannot tell at all.
+	PendingChanges(ctx context.Context) <-chan struct{}
+}
+
 // Request is a pending access request as the reviewer's queue shows it.
 type Request struct {
 	ID, User  string

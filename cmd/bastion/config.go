@@ -17,9 +17,14 @@ import (
 
 // Config is the YAML configuration of `bastion serve`.
 type Config struct {
-	Listen        string `yaml:"listen"`
-	DataDir       string `yaml:"data_dir"`
-	MetricsListen string `yaml:"metrics_listen"`
+	Listen  string `yaml:"listen"`
+	DataDir string `yaml:"data_dir"`
+	// ReplicaID names this replica in session records (default: hostname
+	// plus a random suffix); two live replicas may not share one.
+	ReplicaID string `yaml:"replica_id"`
+	// Store chooses the backend (badger in data_dir, or etcd).
+	Store         StoreConfig `yaml:"store"`
+	MetricsListen string      `yaml:"metrics_listen"`
 	// Host is how users reach the bastion, used in the examples the
 	// bastion prints ("ssh -p 2222 localhost").
 	Host string `yaml:"host"`
@@ -103,12 +108,15 @@ type Config struct {
 	UserCAKeys   []string         `yaml:"user_ca_keys"`
 	DrainTimeout time.Duration    `yaml:"drain_timeout"`
 	Resources    []store.Resource `yaml:"resources"`
+
+	storeEnvErr error // from BASTION_STORE, reported by validate
 }
 
 func defaultConfig() Config {
 	var c Config
 	c.Listen = ":2222"
 	c.DataDir = "data"
+	c.Store = defaultStoreConfig()
 	c.Domain = "default"
 	c.MetricsListen = "127.0.0.1:9222"
 	c.Log.Format = "text"
@@ -178,9 +186,17 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	if v := getenv("BASTION_ADMINS"); v != "" {
 		c.Admins = strings.Split(v, ",")
 	}
+	// A malformed BASTION_STORE is reported by validate, which runs after.
+	c.storeEnvErr = c.applyStoreEnv(getenv("BASTION_STORE"))
 }
 
 func (c *Config) validate() error {
+	if c.storeEnvErr != nil {
+		return c.storeEnvErr
+	}
+	if err := c.Store.validate(); err != nil {
+		return err
+	}
 	if c.Listen == "" {
 		return fmt.Errorf("listen: must not be empty")
 	}

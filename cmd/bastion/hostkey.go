@@ -38,12 +38,15 @@ func loadOrCreateHostKey(ctx context.Context, st store.Secrets) (gossh.Signer, b
 	if err != nil {
 		return nil, false, err
 	}
-	pemBytes := pem.EncodeToMemory(block)
-	if err := st.PutSecret(ctx, hostKeySecret, pemBytes); err != nil {
+	mine := pem.EncodeToMemory(block)
+	// Create-if-absent: of replicas starting together, one key wins and
+	// every replica presents it, so clients see no known_hosts change.
+	stored, err := st.CreateSecret(ctx, hostKeySecret, mine)
+	if err != nil {
 		return nil, false, err
 	}
-	s, err := gossh.ParsePrivateKey(pemBytes)
-	return s, true, err
+	s, err := gossh.ParsePrivateKey(stored)
+	return s, string(stored) == string(mine), err
 }
 
 func fingerprint(s gossh.Signer) string { return gossh.FingerprintSHA256(s.PublicKey()) }

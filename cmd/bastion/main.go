@@ -14,7 +14,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newAdminCmd())
+	root.AddCommand(newServeCmd(), newAdminCmd(), newMigrateCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "bastion:", err)
 		os.Exit(1)

@@ -14,25 +14,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/sshbastion/bastion/audit"
-	"github.com/sshbastion/bastion/authn"
 	"github.com/sshbastion/bastion/store"
-	"github.com/sshbastion/bastion/store/badger"
 	"github.com/sshbastion/bastion/store/tuplecache"
 	"github.com/sshbastion/bastion/subsystems"
-	"github.com/sshbastion/bastion/subsystems/commands"
-	"github.com/sshbastion/bastion/subsystems/forward"
-	"github.com/sshbastion/bastion/subsystems/hostshell"
-	"github.com/sshbastion/bastion/subsystems/kube"
-	"github.com/sshbastion/bastion/subsystems/netguard"
-	"github.com/sshbastion/bastion/subsystems/requests"
-	"github.com/sshbastion/bastion/subsystems/sessions"
-	sftpsub "github.com/sshbastion/bastion/subsystems/sftp"
 )
 
 type serveFlags struct {
@@ -96,55 +85,33 @@ func newLogger(cfg Config) *slog.Logger {
 
 func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) error {
 	log := newLogger(cfg)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
-	}
-	// Fail closed: without a writable store there is no audit log and no
-	// session record, so the bastion must not serve at all.
-	if err := checkWritable(cfg.DataDir); err != nil {
-		return err
-	}
-	st, err := badger.Open(cfg.DataDir, badger.Options{Logger: log})
+	st, err := openStore(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("opening the store in %s: %w", cfg.DataDir, err)
+		return err
 	}
 	defer st.Close()
-	reg := prometheus.NewRegistry()
-	lostEvents := prometheus.NewCounter(prometheus.CounterOpts{Name: "bastion_audit_lost_events_total",
-		Help: "Audit events that could not be made durable for actions that had already happened."})
-	reg.MustRegister(lostEvents)
-	alog, err := audit.New(st, audit.Options{Logger: log, LostEvents: lostEvents})
+	reg := newRegistry()
+	alog, err := newAudit(st, reg, log)
 	if err != nil {
-		return fmt.Errorf("opening the audit log: %w", err)
+		return err
 	}
 	defer alog.Close()
-
-	hostKey, created, err := loadOrCreateHostKey(ctx, st)
+	hostKey, err := hostKeyOf(ctx, st, log)
 	if err != nil {
 		return err
 	}
-	if created {
-		log.Info("created a new ed25519 host key", "fingerprint", fingerprint(hostKey))
-	}
-	if admin != "" {
-		if err := bootstrapAdmin(ctx, st, alog, admin, adminKeys, log); err != nil {
-			return err
-		}
-		cfg.Admins = appendIfMissing(cfg.Admins, admin)
-	}
-	if err := bootstrapPolicy(ctx, st, alog, cfg); err != nil {
+	if err := bootstrap(ctx, st, alog, &cfg, admin, adminKeys, log); err != nil {
 		return err
 	}
-	// Every tuple write goes through the cache (which clears itself), so
-	// policy reads never see stale grants.
-	cache := tuplecache.New(st, tuplecache.Options{})
+	// The tuple cache follows the store's change feed: a grant removed on
+	// any replica is forgotten here at once, and a local write forgets
+	// what it touched.
+	cache := tuplecache.New(st, tuplecache.Options{Feed: st, Logger: log})
+	defer cache.Close()
 	engine, err := newPolicy(ctx, st, cache, log)
 	if err != nil {
 		return err
 	}
-
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
 	// Listen first, so that the messages name the port actually bound
 	// (listen: 127.0.0.1:0 picks one).
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -156,137 +123,31 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	if host == "" {
 		host = defaultHost(ln.Addr().String())
 	}
-	// The address guard: Resources made over ssh never reach the
-	// bastion's own listeners, loopback, link-local or cloud metadata
-	// (unless resource_policy.allow_cidrs says so), checked at add and at
-	// every dial.
-	guard, err := netguard.New(netguard.Config{AllowCIDRs: cfg.ResourcePolicy.AllowCIDRs})
+	guard, err := newGuard(cfg, ln.Addr().String())
 	if err != nil {
 		return err
 	}
-	if err := guard.AddListener("ssh", ln.Addr().String()); err != nil {
-		return err
-	}
-	kubeCreds, kubeCredNames := kubeCredentials(cfg)
-	sm := sessions.New(sessions.Config{TTL: cfg.Sessions.TTL, MaxTTL: cfg.Sessions.MaxTTL, IdleTimeout: cfg.Sessions.IdleTimeout},
-		st, engine, alog, log)
-	sweepCtx, stopSweep := context.WithCancel(context.Background())
-	sweepDone := make(chan struct{})
-	go func() { sm.Run(sweepCtx); close(sweepDone) }()
-	defer func() { stopSweep(); <-sweepDone }()
-	// Every tuple write re-checks live sessions at once, so that a removed
-	// grant cuts its sessions without waiting for the next sweep tick.
-	tuples := notifyingTuples{Tuples: cache, changed: sm.PolicyChanged}
-
-	ca, err := hostshell.LoadOrCreateCA(ctx, st)
-	if err != nil {
-		return fmt.Errorf("user CA: %w", err)
-	}
-	table := subsystems.NewTable()
-	shells := hostshell.New(hostshell.Config{Host: host, DialTimeout: cfg.Forward.DialTimeout, Dialer: guard}, st, engine, sm, alog, ca, st, st, log)
-	kubes, err := kube.New(kube.Config{Host: host, UserPrefix: cfg.Kube.UserPrefix, GroupPrefix: cfg.Kube.GroupPrefix,
-		Credentials: kubeCreds, Dialer: guard}, st, engine, sm, alog, log)
+	mods, err := newModules(ctx, moduleDeps{cfg: cfg, host: host, st: st, cache: cache, engine: engine, alog: alog, guard: guard, log: log})
 	if err != nil {
 		return err
 	}
-	reqs := requests.New(requests.Config{Host: host, DefaultTTL: cfg.Requests.DefaultTTL, MaxTTL: cfg.Requests.MaxTTL,
-		ProjectMaxTTL: cfg.Requests.ProjectMaxTTL}, st, engine, tuples, alog, log)
-	reqCtx, stopReqs := context.WithCancel(context.Background())
-	reqDone := make(chan struct{})
-	go func() { reqs.Run(reqCtx); close(reqDone) }()
-	shells.SetRequests(reqs)
-	defer func() { stopReqs(); <-reqDone }()
-	mods := []subsystems.Module{
-		forward.New(forward.Config{DialTimeout: cfg.Forward.DialTimeout, Host: host, Kube: kubes, Dialer: guard}, st, engine, sm, alog, log),
-		kubes,
-		shells,
-		sftpsub.New(sftpsub.Config{Host: host}, st, engine, sm, alog, shells, log),
-		commands.New(commands.Deps{
-			Accounts:        st,
-			Audit:           auditService{alog, st},
-			Policy:          engine,
-			Sessions:        sm,
-			Tuples:          tuples,
-			Resources:       st,
-			Models:          modelStore{st},
-			Domain:          cfg.Domain,
-			CAPublicKey:     ca.PublicKey(),
-			Records:         st,
-			SessionRecords:  st,
-			CertRevocations: st,
-			Requests:        reqs,
-			Host:            host,
-			ResourceRules: commands.ResourceRules{Addresses: guard, Logins: cfg.ResourcePolicy.Logins,
-				KubeCredentials: kubeCredNames},
-		}),
-	}
-	for _, m := range mods {
-		if err := m.Register(table); err != nil {
-			return err
-		}
-	}
-	scfg := subsystems.Config{
-		HostSigners:          []gossh.Signer{hostKey},
-		PreAuthTimeout:       cfg.Auth.PreAuthTimeout,
-		MaxAuthTries:         cfg.Auth.MaxAuthTries,
-		FailedConnsPerSource: cfg.Auth.FailedConnsPerSource,
-		FailWindow:           cfg.Auth.FailWindow,
-		MaxStartups:          cfg.Auth.MaxStartups,
-		MaxStartupsPerSource: cfg.Auth.MaxStartupsPerSource,
-		HandshakeTimeout:     cfg.Auth.HandshakeTimeout,
-		MaxStartupsStart:     cfg.Auth.MaxStartupsStart,
-		MaxStartupsRate:      cfg.Auth.MaxStartupsRate,
-		PerSourcePenalty:     cfg.Auth.PerSourcePenalty,
-		PerSourcePenaltyMax:  cfg.Auth.PerSourcePenaltyMax,
-		KeepaliveInterval:    cfg.Keepalive.Interval,
-		KeepaliveCountMax:    cfg.Keepalive.CountMax,
-		DrainTimeout:         cfg.DrainTimeout,
-		Host:                 host,
-		Accounts:             st,
-	}
-	// A certificate login ends with its certificate; its sessions first,
-	// so that they are recorded as "certificate expired".
-	scfg.KeepExpiredCertSessions = !cfg.Auth.DisconnectExpiredCert
-	scfg.EndSessions = sm.EndConn
-	if cfg.OIDC.Enabled() {
-		scfg.DeviceLogin = authn.NewDeviceFlow(cfg.OIDC)
-	}
-	if len(cfg.UserCAKeys) > 0 {
-		certs := &authn.Certificates{Store: st}
-		for i, line := range cfg.UserCAKeys {
-			k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line))
-			if err != nil {
-				return fmt.Errorf("user_ca_keys[%d]: %v", i, err)
-			}
-			certs.CAs = append(certs.CAs, k)
-		}
-		scfg.Certificates = certs
-	}
-	srv, err := subsystems.New(scfg, table, &authn.PublicKeys{Store: st}, alog, log, reg)
+	defer mods.stop()
+	srv, err := newServer(cfg, mods, st, alog, hostKey, host, log, reg)
 	if err != nil {
 		return err
 	}
-
-	var httpSrv *http.Server
-	metricsAddr := "off"
-	if cfg.MetricsListen != "" {
-		httpSrv, metricsAddr, err = startHTTP(cfg.MetricsListen, reg, log)
-		if err != nil {
-			return err
-		}
-		if err := guard.AddListener("metrics", metricsAddr); err != nil {
-			return err
-		}
+	httpSrv, metricsAddr, err := newMetrics(cfg, reg, guard, st, log)
+	if err != nil {
+		return err
 	}
-	log.Info("bastion listening", "addr", ln.Addr().String(), "metrics", metricsAddr, "data", cfg.DataDir,
-		"host_key", fingerprint(hostKey))
+	log.Info("bastion listening", "addr", ln.Addr().String(), "metrics", metricsAddr, "store", cfg.Store.Backend,
+		"data", cfg.DataDir, "host_key", fingerprint(hostKey))
 	// No service without its record: a bastion that cannot audit its own
 	// start would not audit what follows either.
 	if _, err := alog.Append(ctx, store.Event{Actor: "bastion", Action: "server.start", Decision: "allow",
-		Details: map[string]string{"addr": ln.Addr().String(), "host_key": fingerprint(hostKey)}}); err != nil {
+		Details: map[string]string{"addr": ln.Addr().String(), "host_key": fingerprint(hostKey), "store": cfg.Store.Backend}}); err != nil {
 		return fmt.Errorf("audit log: cannot record server.start: %w", err)
 	}
-
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -294,11 +155,21 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 		return err
 	case <-ctx.Done():
 	}
+	return shutdown(cfg, srv, mods, httpSrv, alog, log)
+}
+
+// shutdown drains the server, then writes what is still queued (kube
+// events, close events) before the audit log and the store close.
+func shutdown(cfg Config, srv *subsystems.Server, mods *modules, httpSrv *http.Server, alog *audit.Log, log *slog.Logger) error {
 	log.Info("shutting down: no new connections, draining live sessions", "drain_timeout", cfg.DrainTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+5*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(sctx)
-	_ = kubes.Close() // writes the kube.request events still queued
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	if err := mods.kubes.Close(); err != nil { // writes the kube.request events still queued
+		log.Warn("closing the kube module", "err", err)
+	}
 	if httpSrv != nil {
 		_ = httpSrv.Shutdown(sctx)
 	}
@@ -308,7 +179,30 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	return nil
 }
 
-func startHTTP(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, string, error) {
+// hostKeyOf loads (or, on the first start, creates) the host key.
+func hostKeyOf(ctx context.Context, st store.Secrets, log *slog.Logger) (gossh.Signer, error) {
+	hostKey, created, err := loadOrCreateHostKey(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("created a new ed25519 host key", "fingerprint", fingerprint(hostKey))
+	}
+	return hostKey, nil
+}
+
+// bootstrap applies --admin and the config's admins and Resources.
+func bootstrap(ctx context.Context, st store.Store, alog *audit.Log, cfg *Config, admin string, adminKeys []string, log *slog.Logger) error {
+	if admin != "" {
+		if err := bootstrapAdmin(ctx, st, alog, admin, adminKeys, log); err != nil {
+			return err
+		}
+		cfg.Admins = appendIfMissing(cfg.Admins, admin)
+	}
+	return bootstrapPolicy(ctx, st, alog, *cfg)
+}
+
+func startHTTP(addr string, reg *prometheus.Registry, health func(context.Context) error, log *slog.Logger) (*http.Server, string, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if os.Getenv("BASTION_PPROF") == "1" {
@@ -317,7 +211,17 @@ func startHTTP(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.S
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	}
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	// /healthz answers for the store too: a replica that cannot reach it
+	// refuses new work, so a load balancer must stop sending it any.
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := health(ctx); err != nil {
+			http.Error(w, "unhealthy: the store cannot be reached: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("metrics listener: %w", err)
@@ -339,18 +243,6 @@ type auditService struct {
 
 func (a auditService) Verify(ctx context.Context) (audit.Report, error) {
 	return audit.Verify(ctx, a.st)
-}
-
-// notifyingTuples tells the session manager about every policy change.
-type notifyingTuples struct {
-	store.Tuples
-	changed func()
-}
-
-func (n notifyingTuples) WriteTuples(ctx context.Context, add, del []store.Tuple) error {
-	err := n.Tuples.WriteTuples(ctx, add, del)
-	n.changed()
-	return err
 }
 
 func appendIfMissing(list []string, v string) []string {

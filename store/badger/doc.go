@@ -19,6 +19,7 @@
 //	ku/<user>\x00<fingerprint>                index: keys of a user (empty value)
 //	r/<resource>                              Resource (JSON)
 //	s/<session id>                            Session (JSON)
+//	kt/<token hash>                           KubeToken (JSON)
 //	x/<secret name>                           raw secret bytes
 //	e/<seq, 8 bytes big-endian>               Event (JSON)
 //	to/<object>\x00<relation>\x00<subject>    tuple, by object   (value: expiry)

@@ -98,7 +98,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 	if first := events[0].Seq; first < want && first > 0 {
 		// Another writer took these seqs (a second audit.Log on this
 		// store): it re-chains after LastEvent and retries.
-		return fmt.Errorf("badger: audit seq %d already stored (next is %d): %w", first, want, store.ErrConflict)
+		return fmt.Errorf("badger: audit seq gap: seq %d is already stored (next is %d): %w", first, want, store.ErrConflict)
 	}
 	for i, e := range events {
 		if e.Seq != want+uint64(i) {

@@ -80,6 +80,37 @@ func (s *Store) GetSecret(ctx context.Context, name string) ([]byte, error) {
 	return out, err
 }
 
+// CreateSecret stores value under name only if no secret of that name
+// exists, and returns what is stored (value, or the existing secret).
+func (s *Store) CreateSecret(ctx context.Context, name string, value []byte) ([]byte, error) {
+	if err := checkName("secret name", name); err != nil {
+		return nil, err
+	}
+	var out []byte
+	created := false
+	err := s.update(ctx, func(txn *bdb.Txn) error {
+		item, err := txn.Get([]byte(pSecret + name))
+		if err == nil {
+			out, err = item.ValueCopy(nil)
+			return err
+		}
+		if !errors.Is(err, bdb.ErrKeyNotFound) {
+			return err
+		}
+		created, out = true, append([]byte(nil), value...)
+		return txn.Set([]byte(pSecret+name), out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		if err := s.published(recordChange(store.KindSecret, name, false), nil); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // PutSecret creates or replaces a secret.
 func (s *Store) PutSecret(ctx context.Context, name string, value []byte) error {
 	if err := checkName("secret name", name); err != nil {

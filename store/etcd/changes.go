@@ -129,6 +129,7 @@ func (s *Store) changeOf(ev *clientv3.Event) (store.Change, bool) {
 	for _, m := range []struct{ prefix, kind string }{
 		{pUser, store.KindUser}, {pKey, store.KindKey}, {pResource, store.KindResource},
 		{pSession, store.KindSession}, {pSecret, store.KindSecret}, {pRequest, store.KindRequest},
+		{pKubeToken, store.KindKubeToken},
 	} {
 		if strings.HasPrefix(key, m.prefix) {
 			c.Kind, c.Key = m.kind, key[len(m.prefix):]

@@ -21,6 +21,9 @@
 //	ts/<subject>\x00<object>\x00<relation>    tuple by subject (value: expiry)
 //	crl/<serial, 20 digits>                   CertRevocation
 //	ar/<request id>                           AccessRequest
+//	kt/<token hash>                           KubeToken
+//	replicas/<replica id>                     a live replica, on its lease (replicas.go)
+//	replica-reap/<replica id>/<lease>         reap lock of a dead replica (concurrency.Mutex)
 //	mv/<version, 20 digits>                   ModelVersion
 //	mvn                                       last model version (decimal)
 //	e/<seq, 20 digits>                        audit Event

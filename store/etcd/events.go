@@ -81,7 +81,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 	if first := events[0].Seq; first != last+1 {
 		if first > 0 && first <= last {
 			// Another writer appended since the caller's LastEvent.
-			return fmt.Errorf("etcd: audit seq %d already stored (next is %d): %w", first, last+1, store.ErrConflict)
+			return fmt.Errorf("etcd: audit seq gap: seq %d is already stored (next is %d): %w", first, last+1, store.ErrConflict)
 		}
 		return fmt.Errorf("etcd: audit seq gap: first event has seq %d, want %d", first, last+1)
 	}

@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"Resources", testResources},
 		{"Sessions", testSessions},
 		{"Secrets", testSecrets},
+		{"CreateSecret", testCreateSecret},
 		{"TupleIndexes", testTupleIndexes},
 		{"TupleExpiry", testTupleExpiry},
 		{"TupleWriteAtomic", testTupleWriteAtomic},
@@ -76,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"Recordings", testRecordings},
 		{"CertRevocations", testCertRevocations},
 		{"AccessRequests", testAccessRequests},
+		{"KubeTokens", testKubeTokens},
 		{"Models", testModels},
 		{"Changes", testChanges},
 	}

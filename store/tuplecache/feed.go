@@ -2,7 +2,6 @@ package tuplecache
 
 import (
 	"context"
-	"time"
 
 	"github.com/sshbastion/bastion/store"
 )
@@ -14,41 +13,18 @@ import (
 // a new watch is open.
 func (c *Cache) follow(ctx context.Context) {
 	defer close(c.done)
-	backoff := 50 * time.Millisecond
-	for ctx.Err() == nil {
-		ch, err := c.watch(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				c.opts.Logger.Warn("tuple cache: cannot follow the store's changes; reads go to the store", "err", err)
-			}
-		} else {
-			c.setCaching(true)
-			for ch := range ch {
-				c.apply(ch)
-			}
+	store.Follow(ctx, c.opts.Feed, store.Follower{
+		Opened: func(context.Context) { c.setCaching(true) },
+		Change: func(_ context.Context, ch store.Change) { c.apply(ch) },
+		Closed: func() {
 			c.setCaching(false)
-			if ctx.Err() != nil {
-				return
-			}
 			c.opts.Logger.Warn("tuple cache: the change feed ended; reads go to the store until it is back")
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 2*time.Second)
-	}
-}
-
-func (c *Cache) watch(ctx context.Context) (<-chan store.Change, error) {
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	rev, err := c.opts.Feed.Rev(rctx)
-	if err != nil {
-		return nil, err
-	}
-	return c.opts.Feed.Watch(ctx, rev)
+		},
+		Failed: func(err error) {
+			c.opts.Logger.Warn("tuple cache: cannot follow the store's changes; reads go to the store", "err", err)
+		},
+	})
+	c.setCaching(false)
 }
 
 // setCaching turns caching on or off, empty either way.

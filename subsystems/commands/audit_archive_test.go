@@ -12,6 +12,7 @@ import (
 	"github.com/sshbastion/bastion/audit"
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/store/badger"
+	"github.com/sshbastion/bastion/tui/termsafe"
 )
 
 func TestParseBefore(t *testing.T) {
@@ -70,6 +71,11 @@ func TestAuditArchiveCommand(t *testing.T) {
 	}
 	if !strings.HasPrefix(seg, `{"kind":"header"`) || strings.Count(seg, "\n") != 11 {
 		t.Fatalf("segment of 9 events:\n%s", seg)
+	}
+	// Over ssh, stdout goes through the terminal guard: it must pass the
+	// segment unchanged, or its digest would break.
+	if termsafe.Lines(seg) != seg {
+		t.Fatal("the terminal guard changes the segment")
 	}
 	evs, err := l.Query(context.Background(), store.EventFilter{Action: "audit.archive"})
 	if err != nil || len(evs) != 1 || evs[0].Actor != "root" || evs[0].Details["last_seq"] != "9" ||

@@ -35,8 +35,8 @@ func LoadOrCreateCA(ctx context.Context, st store.Secrets) (*CA, error) {
 		if err != nil {
 			return nil, err
 		}
-		raw = pem.EncodeToMemory(block)
-		if err := st.PutSecret(ctx, caSecret, raw); err != nil {
+		// Create-if-absent: replicas starting together agree on one CA.
+		if raw, err = st.CreateSecret(ctx, caSecret, pem.EncodeToMemory(block)); err != nil {
 			return nil, err
 		}
 	} else if err != nil {

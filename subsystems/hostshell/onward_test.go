@@ -26,6 +26,14 @@ func (m memSecrets) PutSecret(_ context.Context, name string, b []byte) error {
 	return nil
 }
 
+func (m memSecrets) CreateSecret(_ context.Context, name string, b []byte) ([]byte, error) {
+	if old, ok := m[name]; ok {
+		return old, nil
+	}
+	m[name] = b
+	return b, nil
+}
+
 // The onward certificate never grants more than the user's own.
 func TestOnwardCertificateCarriesNoMoreThanTheUsers(t *testing.T) {
 	ca, err := LoadOrCreateCA(context.Background(), memSecrets{})

@@ -5,4 +5,10 @@
 // the apiserver through the k8s package, impersonating the user with the
 // groups mapped from ReBAC relations. Every request is audited as
 // kube.request with the apiserver's own RequestInfo attributes.
+//
+// A token dies with its session, wherever the session is ended: the
+// session manager of the replica holding it cuts it (from the store's
+// change feed when it was killed elsewhere), which ends the token. With
+// Config.Tokens and Config.Feed the store keeps each token's SHA-256 too,
+// so that a tunnel on another replica accepts it (remote.go).
 package kube

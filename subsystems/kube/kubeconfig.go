@@ -77,12 +77,13 @@ func (m *Module) issue(ctx context.Context, p authn.Principal, name string, port
 	if _, err := m.upstream(r); err != nil {
 		return fmt.Errorf("%s is not usable: %v; an admin must fix the Resource", r.Name, err)
 	}
-	g := &grant{p: p, r: r}
-	live, err := m.sessions.Open(ctx, sessions.Request{Principal: p, Resource: r, Kind: "kube", Target: "kubeconfig", Closer: g.end})
+	tok := newToken()
+	g := &grant{p: p, r: r, hash: store.TokenHash(tok)}
+	live, err := m.sessions.Open(ctx, sessions.Request{Principal: p, Resource: r, Kind: "kube", Target: "kubeconfig", Closer: m.closer(g)})
 	if err != nil {
 		return fmt.Errorf("cannot open a session: %v", err)
 	}
-	g.live = live
+	g.live, g.session = live, live.ID()
 	exp := live.Snapshot().Expires
 	// The token exists only once its kube.token event is durable.
 	if _, err := m.audit.Append(ctx, store.Event{Actor: p.User, Action: "kube.token", Target: r.Name, Decision: "allow",
@@ -90,7 +91,11 @@ func (m *Module) issue(ctx context.Context, p authn.Principal, name string, port
 		m.sessions.End(live, "audit unavailable")
 		return fmt.Errorf("refused: the audit log cannot record this kubeconfig now (%v); try again later", err)
 	}
-	tok := newToken()
+	// Other replicas accept the token once the store keeps its hash.
+	if err := m.storeToken(ctx, g, exp); err != nil {
+		m.sessions.End(live, "store unavailable")
+		return fmt.Errorf("refused: the store cannot keep this kubeconfig's token now (%v); try again later", err)
+	}
 	m.tokens.add(tok, g)
 
 	cluster := "bastion-" + r.Name

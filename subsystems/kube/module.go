@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sshbastion/bastion/audit"
@@ -52,6 +53,14 @@ type Config struct {
 	// Dialer connects to the apiservers of Resources made over ssh (nil:
 	// client-go's own dialer); see dialFor.
 	Dialer Dialer
+	// Tokens, when set with Feed, keeps every token's hash in the shared
+	// store, so that a kubeconfig issued through one replica works through
+	// a tunnel on any other (see remote.go). Without them tokens live in
+	// this process only; either way a token dies with its session, which
+	// the session manager ends wherever it was killed.
+	Tokens TokenStore
+	// Feed is the store's change feed, which remote tokens follow.
+	Feed Feed
 }
 
 // Module serves the kubeconfig command and kube tunnels.
@@ -72,6 +81,12 @@ type Module struct {
 
 	mu        sync.Mutex
 	upstreams map[string]upstream
+
+	// following is set while the feed is followed (remote tokens need
+	// it); stopFollow ends it, and followed is closed once it ended.
+	following  atomic.Bool
+	stopFollow context.CancelFunc
+	followed   chan struct{}
 }
 
 type upstream struct {
@@ -105,6 +120,13 @@ func New(cfg Config, res Resources, p Checker, sm *sessions.Manager, a Auditor, 
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	go func() { _ = m.srv.Serve(tls.NewListener(m.ln, tlsCfg)) }()
 	go m.writeEvents()
+	if cfg.Tokens != nil && cfg.Feed != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		m.stopFollow, m.followed = cancel, make(chan struct{})
+		go m.follow(ctx)
+	} else {
+		m.cfg.Tokens = nil // remote tokens need the feed
+	}
 	return m, nil
 }
 
@@ -115,6 +137,10 @@ func (m *Module) Register(t *subsystems.Table) error {
 
 // Close stops the tunnel server and writes the audit events still queued.
 func (m *Module) Close() error {
+	if m.stopFollow != nil {
+		m.stopFollow()
+		<-m.followed
+	}
 	_ = m.ln.Close()
 	err := m.srv.Close()
 	close(m.events)

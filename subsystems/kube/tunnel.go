@@ -122,8 +122,12 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (m *Module) record(c *tunnelConn, g *grant, id k8s.Identity, info k8s.Info, rec *recorder, in int64, start time.Time, deny string, aborted bool) {
 	status := rec.status()
 	if g != nil && deny == "" {
-		g.live.CountIn(int(in))
-		g.live.CountOut(int(rec.bytes))
+		if g.live != nil {
+			g.live.CountIn(int(in))
+			g.live.CountOut(int(rec.bytes))
+		} else {
+			m.touch(g)
+		}
 	}
 	d := map[string]string{"verb": info.Verb, "api_group": info.APIGroup, "resource": info.Resource,
 		"subresource": info.Subresource, "namespace": info.Namespace, "name": info.Name, "path": info.Path,
@@ -138,7 +142,7 @@ func (m *Module) record(c *tunnelConn, g *grant, id k8s.Identity, info k8s.Info,
 		}
 	}
 	if g != nil {
-		d["session"] = g.live.ID()
+		d["session"] = g.session
 	}
 	if id.User != "" {
 		d["as_user"], d["as_groups"] = id.User, strings.Join(id.Groups, ",")
@@ -161,7 +165,15 @@ func (m *Module) authorize(c *tunnelConn, r *http.Request) (*grant, int, string)
 	if !ok || tok == "" {
 		return nil, http.StatusUnauthorized, "bastion: no token: this tunnel only serves requests that carry the token of a kubeconfig from the bastion; " + again
 	}
-	g := m.tokens.get(strings.TrimSpace(tok))
+	tok = strings.TrimSpace(tok)
+	g := m.tokens.get(tok)
+	if g == nil {
+		// Issued through another replica, perhaps: the store knows.
+		var msg string
+		if g, msg = m.remoteGrant(r.Context(), tok); msg != "" {
+			return nil, http.StatusServiceUnavailable, msg
+		}
+	}
 	switch {
 	case g == nil:
 		return nil, http.StatusUnauthorized, "bastion: unknown token (it was never issued by this bastion, or the bastion restarted); " + again
@@ -190,7 +202,7 @@ func (m *Module) authorize(c *tunnelConn, r *http.Request) (*grant, int, string)
 }
 
 func endedMessage(g *grant, ended time.Time, why, again string) string {
-	s := g.live.ID()
+	s := g.session
 	switch why {
 	case sessions.ReasonTTL:
 		return fmt.Sprintf("bastion: this kubeconfig's token expired at %s with its session %s; %s", ended.UTC().Format(time.RFC3339), s, again)

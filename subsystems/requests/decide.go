@@ -127,8 +127,14 @@ func (s *Service) Drop(ctx context.Context, p authn.Principal, id, reason string
 }
 
 // Run marks approved grants expired once their TTL passed (the tuples
-// already stopped counting then) until ctx ends.
+// already stopped counting then) until ctx ends. With Config.Feed it also
+// follows the store's changes (see Wait and Changes).
 func (s *Service) Run(ctx context.Context) {
+	if s.cfg.Feed != nil {
+		done := make(chan struct{})
+		go func() { defer close(done); s.follow(ctx) }()
+		defer func() { <-done }()
+	}
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sshbastion/bastion/authn"
@@ -40,8 +41,9 @@ type Checker interface {
 	ListObjects(ctx context.Context, subject, relation, objectType string) ([]string, error)
 }
 
-// TupleWriter writes grants; writes must notify the session manager so
-// that a dropped grant cuts its sessions at once.
+// TupleWriter writes grants. The session manager must learn of its writes
+// so that a dropped grant cuts its sessions at once: through the store's
+// change feed (sessions.Config.Feed), or a wrapper that tells it.
 type TupleWriter interface {
 	WriteTuples(ctx context.Context, add, del []store.Tuple) error
 }
@@ -58,6 +60,11 @@ type Config struct {
 	MaxTTL     time.Duration // cap for every grant (default 4h)
 	// ProjectMaxTTL caps grants on a project's Resources further.
 	ProjectMaxTTL map[string]time.Duration
+	// Feed, when set, is the store's change feed, which Run follows: a
+	// decision made on any replica wakes Wait at once, and Changes
+	// reports every request change. Without it, Wait also re-reads every
+	// 5 s to notice decisions made elsewhere, and Changes is nil.
+	Feed Feed
 }
 
 // Service runs access requests.
@@ -72,6 +79,9 @@ type Service struct {
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
+	subs    map[chan struct{}]struct{} // Changes' channels
+	// following is set while Run follows the feed: Wait needs no timer.
+	following atomic.Bool
 }
 
 // New returns the service; Run must run for grants to be marked expired.
@@ -88,7 +98,8 @@ func New(cfg Config, st Store, p Checker, t TupleWriter, a Auditor, log *slog.Lo
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{cfg: cfg, st: st, policy: p, tuples: t, audit: a, log: log, now: time.Now, waiters: map[string][]chan struct{}{}}
+	return &Service{cfg: cfg, st: st, policy: p, tuples: t, audit: a, log: log, now: time.Now, waiters: map[string][]chan struct{}{},
+		subs: map[chan struct{}]struct{}{}}
 }
 
 func newID(now time.Time) string {
@@ -282,12 +293,18 @@ func (s *Service) Wait(ctx context.Context, id string) (store.AccessRequest, err
 		if err != nil || r.State != Pending {
 			return r, err
 		}
+		// Following the feed, a decision on any replica wakes ch; else
+		// re-read now and then to notice decisions made elsewhere.
+		var poll <-chan time.Time
+		if !s.following.Load() {
+			poll = time.After(5 * time.Second)
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			s.forget(id, ch)
 			return r, ctx.Err()
-		case <-time.After(5 * time.Second): // also notices decisions made elsewhere
+		case <-poll:
 			s.forget(id, ch)
 		}
 	}

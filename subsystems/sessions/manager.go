@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +27,9 @@ const (
 	// ReasonReplicaLost: the replica that held the session died (its
 	// lease expired); a surviving replica ended the record.
 	ReasonReplicaLost = "replica lost"
+	// ReasonStoreLost ends the sessions of a replica that could not reach
+	// its store for longer than store.lost_grace.
+	ReasonStoreLost = "store lost"
 	// ReasonCertExpired: the certificate the user logged in with expired
 	// (the server core ends the connection's sessions with it).
 	ReasonCertExpired = "certificate expired"
@@ -323,6 +324,10 @@ func (m *Manager) Run(ctx context.Context) {
 		m.sweep(ctx)
 	}
 }
+
+// EndAll ends every live session of this replica with reason (a replica
+// that lost its store cuts what it can no longer re-check).
+func (m *Manager) EndAll(reason string) { m.endAll(reason) }
 
 func (m *Manager) endAll(reason string) {
 	m.mu.Lock()

@@ -1,0 +1,223 @@
+package audit_test
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sshbastion/bastion/audit"
+	"github.com/sshbastion/bastion/store"
+	"github.com/sshbastion/bastion/store/etcd"
+	"github.com/sshbastion/bastion/store/etcd/etcdtest"
+)
+
+// p8Replicas Logs on etcd, p8Writers appenders each; the badger peer gets
+// the same total number of appenders on its one Log.
+const p8Replicas = 3
+
+// p8Writers is the number of appenders per replica (BASTION_P8_WRITERS,
+// 64: P5's 128 appenders on one bastion, and half again).
+func p8Writers(b *testing.B) int { return envInt(b, "BASTION_P8_WRITERS", 64, 1, 1024) }
+
+// p8Duration is how long each side appends (BASTION_P8_SECONDS, 10 s).
+func p8Duration(b *testing.B) time.Duration {
+	return time.Duration(envInt(b, "BASTION_P8_SECONDS", 10, 1, 600)) * time.Second
+}
+
+// envInt reads a whole number from the environment, def if unset.
+func envInt(b *testing.B, name string, def, lo, hi int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		b.Fatalf("%s=%q: want a whole number in %d-%d", name, s, lo, hi)
+	}
+	return n
+}
+
+// ackedEvent is one acknowledged append: its seq, the hash it had and
+// how long its Append took.
+type ackedEvent struct {
+	seq  uint64
+	hash string
+	took time.Duration
+}
+
+// appendPct is the nearest-rank percentile p (0-100) of the appends'
+// latencies, in ms.
+func appendPct(acked []ackedEvent, p float64) float64 {
+	if len(acked) == 0 {
+		return 0
+	}
+	ds := make([]time.Duration, len(acked))
+	for i, a := range acked {
+		ds[i] = a.took
+	}
+	slices.Sort(ds)
+	i := max(0, min(int(float64(len(ds))*p/100+0.999999)-1, len(ds)-1))
+	return float64(ds[i].Microseconds()) / 1000
+}
+
+// appendFor runs writers appenders on each Log until d has passed and
+// returns what was acknowledged and how long it took until the last
+// appender returned. Any failed append fails the benchmark.
+func appendFor(b *testing.B, logs []*audit.Log, writers int, d time.Duration) ([]ackedEvent, time.Duration) {
+	b.Helper()
+	var n atomic.Int64
+	var failed atomic.Bool
+	var mu sync.Mutex
+	var all []ackedEvent
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for _, l := range logs {
+		for range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var mine []ackedEvent
+				for !failed.Load() && time.Now().Before(deadline) {
+					t0 := time.Now()
+					e, err := l.Append(ctx, benchEvent(n.Add(1)))
+					if err != nil {
+						if failed.CompareAndSwap(false, true) {
+							b.Errorf("Append: %v", err)
+						}
+						return
+					}
+					mine = append(mine, ackedEvent{e.Seq, e.Hash, time.Since(t0)})
+				}
+				mu.Lock()
+				all = append(all, mine...)
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if failed.Load() {
+		b.FailNow()
+	}
+	return all, el
+}
+
+// checkAcked fails the benchmark unless the acknowledged seqs are exactly
+// 1..len(acked), each once, the chain in st verifies from genesis to
+// exactly there, and every stored event has the hash it was acknowledged
+// with.
+func checkAcked(b *testing.B, st store.AuditLog, acked []ackedEvent) {
+	b.Helper()
+	n := uint64(len(acked))
+	hashes := make([]string, n+1)
+	for _, a := range acked {
+		if a.seq == 0 || a.seq > n {
+			b.Fatalf("seq %d acknowledged, beyond the %d acknowledged events: a gap", a.seq, n)
+		}
+		if hashes[a.seq] != "" {
+			b.Fatalf("seq %d acknowledged twice: a fork", a.seq)
+		}
+		hashes[a.seq] = a.hash
+	}
+	r, err := audit.Verify(ctx, st)
+	if err != nil || !r.OK || r.From != 0 || r.Count != n || r.LastSeq != n {
+		b.Fatalf("Verify = %+v, %v; want OK over exactly the %d acknowledged events", r, err, n)
+	}
+	var seen uint64
+	err = st.ScanEvents(ctx, 0, func(e store.Event) error {
+		if e.Seq > n || hashes[e.Seq] != e.Hash {
+			return fmt.Errorf("stored event %d has hash %.16s; acknowledged %.16s", e.Seq, e.Hash, hashes[min(e.Seq, n)])
+		}
+		seen++
+		return nil
+	})
+	if err != nil || seen != n {
+		b.Fatalf("stored events: %d, %v; want the %d acknowledged", seen, err, n)
+	}
+}
+
+// p8Etcd appends from p8Replicas Logs, each on its own etcd client talking
+// to its own member of c, under one prefix; it returns events/s and how
+// many batches lost the chain head to another replica.
+func p8Etcd(b *testing.B, c *etcdtest.Cluster, prefix string, writers int, d time.Duration) (p8Side, uint64) {
+	b.Helper()
+	var logs []*audit.Log
+	var stores []*etcd.Store
+	for i := range p8Replicas {
+		m := c.Members[i%len(c.Members)]
+		st, err := etcd.Open(ctx, etcd.Options{Endpoints: []string{m.ClientURL}, Prefix: prefix, Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		l, err := audit.New(st, audit.Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		stores, logs = append(stores, st), append(logs, l)
+	}
+	acked, el := appendFor(b, logs, writers, d)
+	var conflicts uint64
+	for _, l := range logs {
+		conflicts += l.Conflicts()
+	}
+	// Verified through a client of the last member, not one that wrote
+	// most of it.
+	checkAcked(b, stores[len(stores)-1], acked)
+	return side(acked, el), conflicts
+}
+
+// p8Side is what one side of P8 measured.
+type p8Side struct{ rate, p50, p99 float64 }
+
+func side(acked []ackedEvent, el time.Duration) p8Side {
+	return p8Side{float64(len(acked)) / el.Seconds(), appendPct(acked, 50), appendPct(acked, 99)}
+}
+
+// p8Badger appends from as many goroutines onto one Log on badger, on
+// disk, SyncWrites: what one replica does today.
+func p8Badger(b *testing.B, writers int, d time.Duration) p8Side {
+	b.Helper()
+	st := openDisk(b, b.TempDir())
+	defer st.Close()
+	l, err := audit.New(st, audit.Options{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	acked, el := appendFor(b, []*audit.Log{l}, writers, d)
+	checkAcked(b, st, acked)
+	return side(acked, el)
+}
+
+// BenchmarkAuditReplicasEtcd (P8): durable, hash-chained audit appends/s
+// from three replicas, three Logs on three etcd clients (one per member
+// of a 3-member cluster on loopback) sharing one prefix, p8Writers
+// concurrent appenders each, against one Log on badger with as many
+// appenders, in the same run. Each side appends for p8Duration; only
+// acknowledged events count, and each side's chain must verify over
+// exactly them. Run it with -benchtime=1x.
+func BenchmarkAuditReplicasEtcd(b *testing.B) {
+	c := etcdtest.StartCluster(b, 3)
+	d, w := p8Duration(b), p8Writers(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ours, conflicts := p8Etcd(b, c, fmt.Sprintf("/p8-%d/", i), w, d)
+		peer := p8Badger(b, p8Replicas*w, d)
+		b.Logf("%d s each, %d appenders: 3 replicas on 3-member etcd %.0f events/s, Append p50 %.1f ms p99 %.1f ms (%d batches re-chained after losing the head); one Log on badger %.0f events/s, p50 %.1f ms p99 %.1f ms",
+			int(d.Seconds()), p8Replicas*w, ours.rate, ours.p50, ours.p99, conflicts, peer.rate, peer.p50, peer.p99)
+		b.ReportMetric(ours.rate, "etcd3_events/s")
+		b.ReportMetric(peer.rate, "badger_events/s")
+		b.ReportMetric(ours.rate/peer.rate, "ratio")
+		b.ReportMetric(ours.p99, "etcd3_p99_ms")
+		b.ReportMetric(peer.p99, "badger_p99_ms")
+		b.ReportMetric(float64(conflicts)/d.Seconds(), "conflicts/s")
+	}
+}

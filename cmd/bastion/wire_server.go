@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/sshbastion/bastion/audit"
+	"github.com/sshbastion/bastion/authn"
+	"github.com/sshbastion/bastion/store"
+	"github.com/sshbastion/bastion/subsystems"
+	"github.com/sshbastion/bastion/subsystems/netguard"
+)
+
+// newRegistry is the metrics registry, with the Go and process collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// newAudit opens the hash-chained log over st; events that could not be
+// made durable for actions that already happened are counted.
+func newAudit(st store.AuditLog, reg prometheus.Registerer, log *slog.Logger) (*audit.Log, error) {
+	lost := prometheus.NewCounter(prometheus.CounterOpts{Name: "bastion_audit_lost_events_total",
+		Help: "Audit events that could not be made durable for actions that had already happened."})
+	reg.MustRegister(lost)
+	alog, err := audit.New(st, audit.Options{Logger: log, LostEvents: lost})
+	if err != nil {
+		return nil, fmt.Errorf("opening the audit log: %w", err)
+	}
+	return alog, nil
+}
+
+// newGuard is the address guard: Resources made over ssh never reach the
+// bastion's own listeners, loopback, link-local or cloud metadata (unless
+// resource_policy.allow_cidrs says so), checked at add and at every dial.
+func newGuard(cfg Config, sshAddr string) (*netguard.Guard, error) {
+	guard, err := netguard.New(netguard.Config{AllowCIDRs: cfg.ResourcePolicy.AllowCIDRs})
+	if err != nil {
+		return nil, err
+	}
+	if err := guard.AddListener("ssh", sshAddr); err != nil {
+		return nil, err
+	}
+	return guard, nil
+}
+
+// newServer builds the SSH core over the modules' table.
+func newServer(cfg Config, mods *modules, st store.Store, alog *audit.Log, hostKey gossh.Signer, host string, log *slog.Logger, reg prometheus.Registerer) (*subsystems.Server, error) {
+	scfg := subsystems.Config{
+		HostSigners:          []gossh.Signer{hostKey},
+		PreAuthTimeout:       cfg.Auth.PreAuthTimeout,
+		MaxAuthTries:         cfg.Auth.MaxAuthTries,
+		FailedConnsPerSource: cfg.Auth.FailedConnsPerSource,
+		FailWindow:           cfg.Auth.FailWindow,
+		MaxStartups:          cfg.Auth.MaxStartups,
+		MaxStartupsPerSource: cfg.Auth.MaxStartupsPerSource,
+		HandshakeTimeout:     cfg.Auth.HandshakeTimeout,
+		MaxStartupsStart:     cfg.Auth.MaxStartupsStart,
+		MaxStartupsRate:      cfg.Auth.MaxStartupsRate,
+		PerSourcePenalty:     cfg.Auth.PerSourcePenalty,
+		PerSourcePenaltyMax:  cfg.Auth.PerSourcePenaltyMax,
+		KeepaliveInterval:    cfg.Keepalive.Interval,
+		KeepaliveCountMax:    cfg.Keepalive.CountMax,
+		DrainTimeout:         cfg.DrainTimeout,
+		Host:                 host,
+		Accounts:             st,
+	}
+	// A certificate login ends with its certificate; its sessions first,
+	// so that they are recorded as "certificate expired".
+	scfg.KeepExpiredCertSessions = !cfg.Auth.DisconnectExpiredCert
+	scfg.EndSessions = mods.sessions.EndConn
+	if cfg.OIDC.Enabled() {
+		scfg.DeviceLogin = authn.NewDeviceFlow(cfg.OIDC)
+	}
+	if len(cfg.UserCAKeys) > 0 {
+		certs := &authn.Certificates{Store: st}
+		for i, line := range cfg.UserCAKeys {
+			k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line))
+			if err != nil {
+				return nil, fmt.Errorf("user_ca_keys[%d]: %v", i, err)
+			}
+			certs.CAs = append(certs.CAs, k)
+		}
+		scfg.Certificates = certs
+	}
+	return subsystems.New(scfg, mods.table, &authn.PublicKeys{Store: st}, alog, log, reg)
+}
+
+// newMetrics starts /metrics and /healthz, and keeps Resources off its
+// port. metrics_listen "" turns it off.
+func newMetrics(cfg Config, reg *prometheus.Registry, guard *netguard.Guard, st store.Changes, log *slog.Logger) (*http.Server, string, error) {
+	if cfg.MetricsListen == "" {
+		return nil, "off", nil
+	}
+	health := func(ctx context.Context) error { _, err := st.Rev(ctx); return err }
+	httpSrv, addr, err := startHTTP(cfg.MetricsListen, reg, health, log)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := guard.AddListener("metrics", addr); err != nil {
+		return nil, "", err
+	}
+	return httpSrv, addr, nil
+}

@@ -1,0 +1,88 @@
+package requests
+
+import (
+	"context"
+
+	"github.com/sshbastion/bastion/store"
+)
+
+// Feed is the store's change feed (store.Changes) as the service follows
+// it.
+type Feed interface {
+	Watch(ctx context.Context, from uint64) (<-chan store.Change, error)
+	Rev(ctx context.Context) (uint64, error)
+}
+
+// Changes returns a channel that receives a value (coalesced: at most one
+// waits) whenever a request may have changed, on any replica, and closes
+// when ctx ends. It is nil without Config.Feed: the caller then polls.
+func (s *Service) Changes(ctx context.Context) <-chan struct{} {
+	if s.cfg.Feed == nil {
+		return nil
+	}
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		delete(s.subs, ch)
+		s.mu.Unlock()
+		close(ch)
+	})
+	return ch
+}
+
+// changed wakes the waiters of id ("" for every request) and every
+// Changes channel.
+func (s *Service) changed(id string) {
+	if id != "" {
+		s.notify(id)
+	} else {
+		s.mu.Lock()
+		ids := make([]string, 0, len(s.waiters))
+		for id := range s.waiters {
+			ids = append(ids, id)
+		}
+		s.mu.Unlock()
+		for _, id := range ids {
+			s.notify(id)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch := range s.subs {
+		select {
+		case ch <- struct{}{}:
+		default: // one is waiting already
+		}
+	}
+}
+
+// follow applies the feed until ctx ends, watching again whenever the
+// channel closes under it. While no watch is open, Wait polls; when one
+// opens, everyone is woken, since changes may have been missed.
+func (s *Service) follow(ctx context.Context) {
+	store.Follow(ctx, s.cfg.Feed, store.Follower{
+		Opened: func(context.Context) {
+			s.following.Store(true)
+			s.changed("")
+		},
+		Change: func(_ context.Context, c store.Change) {
+			switch c.Kind {
+			case store.KindRequest:
+				s.changed(c.Key)
+			case store.KindReset:
+				s.changed("")
+			}
+		},
+		Closed: func() {
+			s.following.Store(false)
+			// Waiters go back to polling until a watch is open again.
+			s.changed("")
+			s.log.Warn("requests: the change feed ended; watching again")
+		},
+		Failed: func(err error) { s.log.Warn("requests: cannot follow the store's changes", "err", err) },
+	})
+	s.following.Store(false)
+}
