@@ -23,6 +23,13 @@ var ErrUnknownKey = errors.New("public key is not registered")
 // ErrKeyExpired means the key's binding (from a device login) expired.
 var ErrKeyExpired = errors.New("the key's binding expired")
 
+// lookupTimeout bounds each key lookup in the store.
+const lookupTimeout = 5 * time.Second
+
+// ErrStoreUnavailable is a lookup that failed on the store itself (not a
+// missing key): the login is refused, and the client is told why.
+var ErrStoreUnavailable = errors.New("the store cannot be reached")
+
 // PublicKeys authenticates registered public keys.
 type PublicKeys struct {
 	Store KeyStore
@@ -46,12 +53,17 @@ func (a *PublicKeys) Lookup(ctx context.Context, key ssh.PublicKey) (store.Key, 
 		return store.Key{}, store.User{}, fmt.Errorf("certificates are not accepted as registered keys")
 	}
 	fp := ssh.FingerprintSHA256(key)
+	// Bounded: a store that does not answer (etcd without quorum) must
+	// refuse the login with a reason, not hold it until the pre-auth
+	// deadline.
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
 	k, err := a.Store.KeyByFingerprint(ctx, fp)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Key{}, store.User{}, ErrUnknownKey
 	}
 	if err != nil {
-		return store.Key{}, store.User{}, err
+		return store.Key{}, store.User{}, fmt.Errorf("%w: %v", ErrStoreUnavailable, err)
 	}
 	// Expired bindings (from an OIDC login) must stop working at expiry
 	// even if nobody swept them yet.
@@ -59,6 +71,9 @@ func (a *PublicKeys) Lookup(ctx context.Context, key ssh.PublicKey) (store.Key, 
 		return store.Key{}, store.User{}, fmt.Errorf("public key %s expired at %s: %w", fp, k.Expires.Format(time.RFC3339), ErrKeyExpired)
 	}
 	u, err := a.Store.GetUser(ctx, k.User)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.Key{}, store.User{}, fmt.Errorf("%w: %v", ErrStoreUnavailable, err)
+	}
 	if err != nil {
 		// A key whose user was removed must not authenticate anyone.
 		return store.Key{}, store.User{}, fmt.Errorf("public key %s belongs to unknown user %q", fp, k.User)

@@ -136,6 +136,11 @@ func TestHAHealthzFollowsTheStore(t *testing.T) {
 	// Past store.lost_grace (2 s here), the replica cuts what it can no
 	// longer re-check.
 	harness.WaitClosed(t, c, 60*time.Second)
+	// New logins are refused, and the client is told why.
+	r := a.SSHRun(harness.Run{Key: &bob, Args: []string{"whoami"}, Options: []string{"LogLevel=INFO"}})
+	if r.Code == 0 || !strings.Contains(r.Stderr, "the store cannot be reached") {
+		t.Fatalf("a login while etcd is down: exit %d, stderr %q\n%s", r.Code, r.Stderr, a.Logs())
+	}
 	waitFor(t, 30*time.Second, "healthz to turn unhealthy", func() bool {
 		code, body := healthz()
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "store cannot be reached")

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # `make bench`: each benchmark runs side by side with its peer in one run,
 # and the ratio is printed. Raw `go test -bench` output goes to bench.out.
-# BENCH_ONLY=p1,p2,p5,p6,p11,policy runs a subset.
+# BENCH_ONLY=p1,p2,p5,p6,p7,p8,p9,p11,policy runs a subset (the default is
+# all of them). BASTION_P8_SECONDS, BASTION_P8_WRITERS and BASTION_P9_TRIALS
+# tune P8 and P9 (10 s, 64 appenders per replica, 200 trials).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bench.out}
-only=${BENCH_ONLY:-p1,p2,p5,p6,p7,p11,policy}
+only=${BENCH_ONLY:-p1,p2,p5,p6,p7,p8,p9,p11,policy}
 : > "$out"
 want() { [[ ",$only," == *",$1,"* ]]; }
 
 # metric NAME UNIT: the value of UNIT on the line of benchmark NAME.
 metric() { awk -v n="$1" -v u="$2" '$1 ~ "^"n"(-[0-9]+)?$" { for (i=2;i<NF;i++) if ($(i+1)==u) v=$i } END { print v }' "$out"; }
+int() { awk -v v="$1" 'BEGIN { if (v == "") print ""; else printf "%.0f", v }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b>0) printf "%.2f", a/b; else print "n/a" }'; }
 
 if want p5; then
@@ -33,6 +36,14 @@ fi
 if want p7; then
   echo "== P7: memory per idle session, 5000 authenticated connections with one idle session channel each, bastion vs sshd (PSS; sshd: listener + all its processes)"
   go test -run '^$' -bench 'BenchmarkIdleSessionMemory' -benchtime 1x -timeout 30m ./e2e/ | tee -a "$out"
+fi
+if want p8; then
+  echo "== P8: durable audit appends/s, 3 replicas (3 Logs on 3 etcd clients, one per member) on a 3-member etcd vs one Log on badger"
+  go test -run '^$' -bench 'BenchmarkAuditReplicasEtcd' -benchtime 1x -timeout 30m ./audit/ | tee -a "$out"
+fi
+if want p9; then
+  echo "== P9: revocation propagation: sessions kill / tuples rm on replica A until the ssh -L connection held on replica B closes (${BASTION_P9_TRIALS:-200} trials)"
+  go test -run '^$' -bench 'BenchmarkRevocationPropagation' -benchtime 1x -timeout 30m ./e2e/ | tee -a "$out"
 fi
 if want p11; then
   echo "== P11: login latency of the real ssh client while idle sockets hold every pre-auth slot (max_startups 200)"
@@ -67,6 +78,15 @@ if want p7; then
   echo "| P7 KiB per idle session, PSS ($(m bastion_sessions) / $(m sshd_sessions) sessions) | $a | sshd $b | $(ratio "$a" "$b") | lower than sshd |"
   echo "| P7 same, bastion after its first $(m bastion_sessions) closed and as many reopened | $c | sshd $b | $(ratio "$c" "$b") | lower than sshd |"
   echo "| P7 KiB per idle session, RSS (sshd: summed over its processes) | $(m bastion_rss_KiB/session) (reopened $(m bastion_churn_rss_KiB/session)) | sshd $(m sshd_rss_KiB/session) | $(ratio "$(m bastion_rss_KiB/session)" "$(m sshd_rss_KiB/session)") | - |"
+fi
+if want p8; then
+  m() { metric BenchmarkAuditReplicasEtcd "$1"; }
+  a=$(m etcd3_events/s); b=$(m badger_events/s)
+  echo "| P8 audit appends/s, 3 replicas on 3-member etcd (Append p99 ms; appends refused) | $a ($(m etcd3_p99_ms) ms; $(int "$(m etcd3_refused)") refused) | badger $b ($(m badger_p99_ms) ms; $(int "$(m badger_refused)") refused) | $(ratio "$a" "$b") | >= 10000/s and >= 0.25x badger |"
+fi
+if want p9; then
+  m() { metric BenchmarkRevocationPropagation "$1"; }
+  echo "| P9 revocation on A to close on B, ms p50 / p99 from A's command.run ($(int "$(m trials)") trials: kill; tuple rm) | $(m p50_ms) / $(m p99_ms) ($(m kill_p50_ms) / $(m kill_p99_ms); $(m rm_p50_ms) / $(m rm_p99_ms)) | from the ssh command's start $(m cmd_p50_ms) / $(m cmd_p99_ms) | - | p50 <= 100 ms, p99 <= 1000 ms |"
 fi
 if want p11; then
   m() { metric BenchmarkLoginUnderFlood "$1"; }

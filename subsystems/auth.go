@@ -175,6 +175,12 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 				return s.authenticated(ctx, st, cm, p)
 			}
 			p, err := s.auth.Verified(ctx, key, cm.RemoteAddr().String())
+			if errors.Is(err, authn.ErrStoreUnavailable) {
+				// Fail closed, and say so: a replica that cannot reach its
+				// store lets nobody in.
+				return nil, &gossh.BannerError{Err: err,
+					Message: "bastion: the store cannot be reached, so logins are refused on this replica; try again shortly\r\n"}
+			}
 			if err != nil {
 				if s.deviceFallback(err) && st != nil {
 					// The client proved it holds this key but nobody
@@ -283,6 +289,12 @@ func (s *Server) keyAcceptable(ctx ssh.Context, key gossh.PublicKey, allowDevice
 		st.mu.Lock()
 		st.keyFailure = "public key " + gossh.FingerprintSHA256(key) + ": " + err.Error()
 		st.mu.Unlock()
+	}
+	if errors.Is(err, authn.ErrStoreUnavailable) {
+		// Accepted for now, so that the client signs and then learns why
+		// it is refused (VerifiedPublicKeyCallback looks the key up again
+		// and binds nothing without the store).
+		return true
 	}
 	if err != nil && allowDevice && s.deviceFallback(err) {
 		// Accepted for now so that the client signs: only a proven key

@@ -95,7 +95,7 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	if err != nil {
 		return err
 	}
-	defer alog.Close()
+	defer closeAudit(alog, log)
 	hostKey, err := hostKeyOf(ctx, st, log)
 	if err != nil {
 		return err
@@ -173,10 +173,26 @@ func shutdown(cfg Config, srv *subsystems.Server, mods *modules, httpSrv *http.S
 	if httpSrv != nil {
 		_ = httpSrv.Shutdown(sctx)
 	}
-	if _, err := alog.Append(context.Background(), store.Event{Actor: "bastion", Action: "server.stop", Decision: "allow"}); err != nil {
+	// Bounded: with the store gone, stopping must not wait for it forever.
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stopCancel()
+	if _, err := alog.Append(stopCtx, store.Event{Actor: "bastion", Action: "server.stop", Decision: "allow"}); err != nil {
 		return fmt.Errorf("audit log: cannot record server.stop: %w", err)
 	}
 	return nil
+}
+
+// closeAudit writes what the log still holds, but gives up after a bound
+// when the store does not answer, so that a replica without its store
+// still stops (what was not written is logged as lost).
+func closeAudit(alog *audit.Log, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() { _ = alog.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		log.Error("audit: the store did not take the last events within 15 s; stopping without them")
+	}
 }
 
 // hostKeyOf loads (or, on the first start, creates) the host key.
