@@ -22,7 +22,7 @@ import (
 const p8Replicas = 3
 
 // p8Writers is the number of appenders per replica (BASTION_P8_WRITERS,
-// 64: P5's 128 appenders on one bastion, and half again).
+// 64: 192 in all, half again as many as P5's 128 on one bastion).
 func p8Writers(b *testing.B) int { return envInt(b, "BASTION_P8_WRITERS", 64, 1, 1024) }
 
 // p8Duration is how long each side appends (BASTION_P8_SECONDS, 10 s).

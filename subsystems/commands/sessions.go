@@ -34,9 +34,9 @@ func newSessions(e *env) *cobra.Command {
 					left = s.Expires.Sub(now).Round(time.Second).String()
 				}
 				rows = append(rows, []string{s.ID, s.User, s.Kind, s.Resource, s.Target, s.State, s.Opened.Format(time.RFC3339),
-					left, strconv.FormatInt(s.BytesIn, 10), strconv.FormatInt(s.BytesOut, 10), s.Reason})
+					left, strconv.FormatInt(s.BytesIn, 10), strconv.FormatInt(s.BytesOut, 10), s.Replica, s.Reason})
 			}
-			return e.render(ss, []string{"ID", "USER", "KIND", "RESOURCE", "TARGET", "STATE", "OPENED", "TTL LEFT", "IN", "OUT", "REASON"}, rows)
+			return e.render(ss, []string{"ID", "USER", "KIND", "RESOURCE", "TARGET", "STATE", "OPENED", "TTL LEFT", "IN", "OUT", "REPLICA", "REASON"}, rows)
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "include ended sessions")

@@ -1,0 +1,102 @@
+package e2e
+
+import (
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sshbastion/bastion/e2e/harness"
+	"github.com/sshbastion/bastion/store"
+)
+
+// kill -9 of one replica of three in the middle of audit-heavy load from
+// all of them: every acknowledged event is in the chain, the chain
+// verifies, and the sessions the dead replica held end as "replica lost".
+func TestHAReplicaKill9(t *testing.T) {
+	bs, alice, _ := replicas(t, 3)
+	bob := addUser(t, bs[0], alice, "bob")
+	echoResource(t, bs[0], alice)
+	mustOK(t, bs[0].SSH(alice, "tuples", "add", "resource:echo-svc#act@user:bob"), "grant")
+	liveForward(t, bs[2], bob) // held on C, which dies
+
+	// Load: each replica runs `whoami` in a loop; a run that exits 0 was
+	// acknowledged (its auth.success and command.run are durable).
+	var acked atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, b := range bs {
+		wg.Add(1)
+		go func(b *harness.Bastion) {
+			defer wg.Done()
+			for i := 0; i < 40; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if r := b.SSH(bob, "whoami"); r.Code == 0 {
+					acked.Add(1)
+				}
+			}
+		}(b)
+	}
+	time.Sleep(2 * time.Second)
+	bs[2].Kill()
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+
+	// Every acknowledged whoami has its command.run in the one chain.
+	var runs int64
+	for _, e := range auditEvents(t, bs[0], alice, "--action", "command.run") {
+		if e.Actor == "bob" && e.Details["args"] == "whoami" {
+			runs++
+		}
+	}
+	if runs < acked.Load() {
+		t.Fatalf("%d whoami runs were acknowledged, but only %d command.run events are in the chain", acked.Load(), runs)
+	}
+	mustOK(t, bs[0].SSH(alice, "audit", "verify"), "audit verify after the kill")
+
+	// C's lease expires; a survivor ends its sessions as replica lost.
+	waitFor(t, 60*time.Second, "C's forward to end as replica lost", func() bool {
+		r := bs[1].SSH(alice, "sessions", "-o", "json", "--all")
+		var ss []store.Session
+		if json.Unmarshal([]byte(r.Stdout), &ss) != nil {
+			return false
+		}
+		for _, s := range ss {
+			if s.User == "bob" && s.Resource == "echo-svc" && s.Reason == "replica lost" && s.State != "open" {
+				return true
+			}
+		}
+		return false
+	})
+	var lost bool
+	for _, e := range auditEvents(t, bs[0], alice, "--action", "session.lost") {
+		if e.Target == "echo-svc" && e.Details["user"] == "bob" && e.Reason == "replica lost" && e.Details["replica"] != "" {
+			lost = true
+		}
+	}
+	if !lost {
+		t.Fatal("no session.lost event for the dead replica's session")
+	}
+}
+
+// An expiring grant cuts on every replica: the forward is held on B, the
+// grant was written on A.
+func TestHAExpiringGrantCutsEverywhere(t *testing.T) {
+	bs, alice, _ := replicas(t, 2)
+	bob := addUser(t, bs[0], alice, "bob")
+	echoResource(t, bs[0], alice)
+	mustOK(t, bs[0].SSH(alice, "tuples", "add", "resource:echo-svc#act@user:bob", "--expires", "6s"), "grant 6s on A")
+	c := liveForward(t, bs[1], bob)
+	expiry := time.Now().Add(6 * time.Second)
+	cut := harness.WaitClosed(t, c, 60*time.Second)
+	t.Logf("B's forward cut %s after the grant written on A expired", cut.Sub(expiry))
+	if r := bs[1].SSHRun(harness.Run{Key: &bob, Flags: []string{"-W", "echo-svc:7"}}); r.Code == 0 {
+		t.Fatal("a new forward on B was allowed after the grant expired")
+	}
+}
