@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -99,4 +103,47 @@ func TestHAExpiringGrantCutsEverywhere(t *testing.T) {
 	if r := bs[1].SSHRun(harness.Run{Key: &bob, Flags: []string{"-W", "echo-svc:7"}}); r.Code == 0 {
 		t.Fatal("a new forward on B was allowed after the grant expired")
 	}
+}
+
+// A kubeconfig issued through replica A works through a tunnel on B (the
+// token lives in the store, as a hash), and a kill on A ends it on B.
+func TestHAKubeconfigFromAWorksThroughB(t *testing.T) {
+	k := harness.StartKube(t)
+	bs, alice, _ := replicas(t, 2, kubeCredentialsYAML(k))
+	a, b := bs[0], bs[1]
+	bob := addUser(t, a, alice, "bob")
+	mustOK(t, a.SSH(alice, "resources", "add", "prod", "--kind", "kube", "--address", k.URL,
+		"--credentials", "prod", "--kube-group", "act=bastion:prod-users"), "resources add prod")
+	mustOK(t, a.SSH(alice, "tuples", "add", "resource:prod#act@user:bob"), "grant bob")
+	for _, args := range [][]string{
+		{"create", "namespace", "dev"},
+		{"-n", "dev", "create", "configmap", "cm-1", "--from-literal=a=b"},
+		{"-n", "dev", "create", "role", "reader", "--verb=get,list,watch", "--resource=configmaps"},
+		{"-n", "dev", "create", "rolebinding", "bob-reader", "--role=reader", "--user=bob"},
+	} {
+		if out, err := k.Kubectl(t, k.AdminKubeconfig, args...); err != nil {
+			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+		}
+	}
+	f := b.StartForward(bob, "prod:443") // the tunnel rides B
+	port := f.Local[strings.LastIndexByte(f.Local, ':')+1:]
+	r := a.SSH(bob, "kubeconfig", "prod", "--port", port) // the token comes from A
+	mustOK(t, r, "kubeconfig on A")
+	kc := filepath.Join(t.TempDir(), "kc")
+	if err := os.WriteFile(kc, []byte(r.Stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := k.Kubectl(t, kc, "-n", "dev", "get", "cm")
+	if err != nil || !strings.Contains(out, "cm-1") {
+		t.Fatalf("A's kubeconfig through B's tunnel: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`session (s-[0-9a-f]+)`).FindStringSubmatch(r.Stdout)
+	if m == nil {
+		t.Fatalf("no session id in the kubeconfig:\n%s", r.Stdout)
+	}
+	mustOK(t, a.SSH(alice, "sessions", "kill", m[1]), "sessions kill on A")
+	waitFor(t, 30*time.Second, "B to refuse the killed token", func() bool {
+		out, err := k.Kubectl(t, kc, "-n", "dev", "get", "cm")
+		return err != nil && strings.Contains(out, "revoked")
+	})
 }

@@ -83,7 +83,7 @@ func newModules(ctx context.Context, d moduleDeps) (*modules, error) {
 	kubeCreds, kubeCredNames := kubeCredentials(cfg)
 	shells := hostshell.New(hostshell.Config{Host: d.host, DialTimeout: cfg.Forward.DialTimeout, Dialer: d.guard}, st, engine, m.sessions, alog, ca, st, st, log)
 	m.kubes, err = kube.New(kube.Config{Host: d.host, UserPrefix: cfg.Kube.UserPrefix, GroupPrefix: cfg.Kube.GroupPrefix,
-		Credentials: kubeCreds, Dialer: d.guard, Tokens: st, Feed: st}, st, engine, m.sessions, alog, log)
+		Credentials: kubeCreds, Dialer: d.guard, Tokens: st, Feed: st, Secrets: st}, st, engine, m.sessions, alog, log)
 	if err != nil {
 		m.stop()
 		return nil, err

@@ -61,6 +61,9 @@ type Config struct {
 	Tokens TokenStore
 	// Feed is the store's change feed, which remote tokens follow.
 	Feed Feed
+	// Secrets, when set, keeps the tunnel's TLS certificate in the store,
+	// shared by every replica (kubeconfigs pin it).
+	Secrets SecretCreator
 }
 
 // Module serves the kubeconfig command and kube tunnels.
@@ -104,6 +107,9 @@ func New(cfg Config, res Resources, p Checker, sm *sessions.Manager, a Auditor, 
 		log = slog.Default()
 	}
 	cert, caPEM, err := servingCert()
+	if cfg.Secrets != nil {
+		cert, caPEM, err = sharedServingCert(context.Background(), cfg.Secrets)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("kube tunnel certificate: %w", err)
 	}

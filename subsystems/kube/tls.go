@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,9 +19,61 @@ import (
 // trusted CA, so kubectl verifies it like any apiserver; it lives as long
 // as the process, like the tokens it protects.
 func servingCert() (tls.Certificate, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pair, err := newServingPair()
 	if err != nil {
 		return tls.Certificate{}, nil, err
+	}
+	return parseServingPair(pair)
+}
+
+// SecretCreator stores a secret only if absent (store.Secrets).
+type SecretCreator interface {
+	CreateSecret(ctx context.Context, name string, value []byte) ([]byte, error)
+}
+
+// servingSecret is where replicas share the tunnel certificate.
+const servingSecret = "kube-tunnel-tls"
+
+// sharedServingCert is servingCert made once for every replica of one
+// store: a kubeconfig issued through one replica pins the certificate
+// that every other replica's tunnel presents.
+func sharedServingCert(ctx context.Context, sec SecretCreator) (tls.Certificate, []byte, error) {
+	pair, err := newServingPair()
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	stored, err := sec.CreateSecret(ctx, servingSecret, pair)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	return parseServingPair(stored)
+}
+
+// parseServingPair reads a PEM holding the certificate and its key.
+func parseServingPair(pair []byte) (tls.Certificate, []byte, error) {
+	c, err := tls.X509KeyPair(pair, pair)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	var certPEM []byte
+	for rest := pair; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			certPEM = append(certPEM, pem.EncodeToMemory(b)...)
+		}
+	}
+	return c, certPEM, nil
+}
+
+// newServingPair makes a self-signed certificate and its key, as PEM.
+func newServingPair() ([]byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
 	}
 	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	now := time.Now()
@@ -38,13 +91,12 @@ func servingCert() (tls.Certificate, []byte, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
 	if err != nil {
-		return tls.Certificate{}, nil, err
+		return nil, err
 	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	kb, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return tls.Certificate{}, nil, err
+		return nil, err
 	}
-	c, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}))
-	return c, certPEM, err
+	return append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})...), nil
 }
