@@ -86,11 +86,15 @@ func (l *Log) run() {
 	}
 }
 
-// conflictRetries bounds how often one batch is re-chained after losing
-// the chain head to another writer; conflictBackoff caps the random pause
-// before each retry after the first.
+// conflictBudget bounds how long one batch keeps being re-chained after
+// losing the chain head to other writers. It is a time, not a count: under
+// load from several replicas a replica far from the etcd leader may lose
+// many times in a row, and each loss costs only a round trip; refusing its
+// events after a fixed number of tries refused real actions (P8 saw it at
+// 100). conflictBackoff caps the random pause before each retry after the
+// first.
 const (
-	conflictRetries = 100
+	conflictBudget  = 15 * time.Second
 	conflictBackoff = 20 * time.Millisecond
 )
 
@@ -99,7 +103,7 @@ const (
 // Another writer (a replica on the same store) may have appended since the
 // tail was read: the store then refuses the batch with store.ErrConflict,
 // having written nothing, and the batch is chained again onto the new tail
-// (new seqs, new prev hashes) and retried, up to conflictRetries times,
+// (new seqs, new prev hashes) and retried, for up to conflictBudget,
 // after a random pause. No event is answered before its write succeeded,
 // so what is acknowledged is a committed, gap-free prefix of the chain.
 //
@@ -108,6 +112,7 @@ const (
 // one after the other instead, so one event too big for the store fails
 // alone.
 func (l *Log) commit(batch []*pending) {
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		evs, err := l.write(batch)
 		if err == nil {
@@ -126,7 +131,7 @@ func (l *Log) commit(batch []*pending) {
 			// store it twice.
 			conflict = l.foreignAt(evs[0])
 		}
-		if conflict && attempt < conflictRetries {
+		if conflict && time.Since(start) < conflictBudget {
 			l.conflicts.Add(1)
 			if attempt > 0 {
 				time.Sleep(rand.N(conflictBackoff))
