@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -157,6 +158,32 @@ type EventFilter struct {
 	Actor  string
 	Action string // exact, or a prefix ending in "." or "*"
 	Limit  int    // newest Limit events; 0 = all
+}
+
+// Matches reports whether e passes f (ignoring Limit): Since <= Time <
+// Until, Actor exact, Action exact or, when it ends in "." or "*", a
+// prefix ("forward." and "forward.*" both match "forward.open"; "*"
+// matches everything). Every backend filters with it.
+func (f EventFilter) Matches(e Event) bool {
+	if !f.Since.IsZero() && e.Time.Before(f.Since) {
+		return false
+	}
+	if !f.Until.IsZero() && !e.Time.Before(f.Until) {
+		return false
+	}
+	if f.Actor != "" && e.Actor != f.Actor {
+		return false
+	}
+	switch a := f.Action; {
+	case a == "":
+	case strings.HasSuffix(a, "*"):
+		return strings.HasPrefix(e.Action, strings.TrimSuffix(a, "*"))
+	case strings.HasSuffix(a, "."):
+		return strings.HasPrefix(e.Action, a)
+	default:
+		return e.Action == a
+	}
+	return true
 }
 
 // AccessRequest is a just-in-time request for act on Resources. It moves

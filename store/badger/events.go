@@ -9,7 +9,6 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"strings"
 
 	bdb "github.com/dgraph-io/badger/v4"
 
@@ -234,7 +233,7 @@ func (s *Store) QueryEvents(ctx context.Context, f store.EventFilter) ([]store.E
 	}
 	var out []store.Event
 	collect := func(e store.Event) error {
-		if !match(f, e) {
+		if !f.Matches(e) {
 			return nil
 		}
 		out = append(out, e)
@@ -254,32 +253,6 @@ func (s *Store) QueryEvents(ctx context.Context, f store.EventFilter) ([]store.E
 		return nil, err
 	}
 	return out, nil
-}
-
-// match reports whether e passes the filter f (ignoring Limit): Since <=
-// Time < Until, Actor exact, Action exact or, when it ends in "." or "*", a
-// prefix ("forward." and "forward.*" both match "forward.open"; "*" matches
-// everything).
-func match(f store.EventFilter, e store.Event) bool {
-	if !f.Since.IsZero() && e.Time.Before(f.Since) {
-		return false
-	}
-	if !f.Until.IsZero() && !e.Time.Before(f.Until) {
-		return false
-	}
-	if f.Actor != "" && e.Actor != f.Actor {
-		return false
-	}
-	switch a := f.Action; {
-	case a == "":
-	case strings.HasSuffix(a, "*"):
-		return strings.HasPrefix(e.Action, strings.TrimSuffix(a, "*"))
-	case strings.HasSuffix(a, "."):
-		return strings.HasPrefix(e.Action, a)
-	default:
-		return e.Action == a
-	}
-	return true
 }
 
 // TamperEventForTest rewrites the stored event seq with mutate applied,

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -192,7 +191,7 @@ func (s *Store) QueryEvents(ctx context.Context, f store.EventFilter) ([]store.E
 	}
 	var out []store.Event
 	collect := func(e store.Event) error {
-		if !match(f, e) {
+		if !f.Matches(e) {
 			return nil
 		}
 		out = append(out, e)
@@ -210,29 +209,6 @@ func (s *Store) QueryEvents(ctx context.Context, f store.EventFilter) ([]store.E
 		return nil, err
 	}
 	return out, nil
-}
-
-// match reports whether e passes f (ignoring Limit), as package badger's.
-func match(f store.EventFilter, e store.Event) bool {
-	if !f.Since.IsZero() && e.Time.Before(f.Since) {
-		return false
-	}
-	if !f.Until.IsZero() && !e.Time.Before(f.Until) {
-		return false
-	}
-	if f.Actor != "" && e.Actor != f.Actor {
-		return false
-	}
-	switch a := f.Action; {
-	case a == "":
-	case strings.HasSuffix(a, "*"):
-		return strings.HasPrefix(e.Action, strings.TrimSuffix(a, "*"))
-	case strings.HasSuffix(a, "."):
-		return strings.HasPrefix(e.Action, a)
-	default:
-		return e.Action == a
-	}
-	return true
 }
 
 // TamperEventForTest rewrites the stored event seq with mutate applied,
