@@ -95,3 +95,29 @@ func TestExecOnHostThroughTheBastionCA(t *testing.T) {
 		t.Fatal("export of a missing recording succeeded")
 	}
 }
+
+// `ssh bastion HOST -- CMD` hands CMD to the target byte for byte, as
+// plain sshd would, and a normal end writes nothing on stderr.
+func TestExecOnHostKeepsQuoting(t *testing.T) {
+	b, alice, bob := withBob(t)
+	caLine := strings.TrimSpace(b.SSH(bob, "ca").Stdout)
+	sshd := harness.StartSSHD(t, harness.SSHDOptions{TrustedUserCAKeys: caLine})
+	mustOK(t, b.SSH(alice, "resources", "add", "host-1", "--kind", "ssh", "--address", sshd.Addr, "--login", "root"), "resources add")
+	mustOK(t, b.SSH(alice, "tuples", "add", "resource:host-1#act@user:bob"), "grant")
+	for _, c := range []struct{ cmd, want string }{
+		{`echo 'a    b'`, "a    b\n"},
+		{`printf '%s|' 'x y' z`, "x y|z|"},
+		{"printf '%s' \"tab\there\"", "tab\there"},
+		{`x=1; echo "$x" '$x'`, "1 $x\n"},
+		{`d=$(mktemp -d) && touch $d/g1 $d/g2 && cd $d && echo g* && rm -r $d`, "g1 g2\n"},
+		{"echo trailing\n", "trailing\n"},
+	} {
+		r := b.SSHRun(harness.Run{Key: &bob, Args: []string{"host-1", "--", c.cmd}})
+		if r.Code != 0 || r.Stdout != c.want {
+			t.Errorf("%q: exit %d, stdout %q, want %q (stderr %q)", c.cmd, r.Code, r.Stdout, c.want, r.Stderr)
+		}
+		if strings.Contains(r.Stderr, "bastion:") {
+			t.Errorf("%q: a normal end wrote on stderr: %q", c.cmd, r.Stderr)
+		}
+	}
+}

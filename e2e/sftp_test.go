@@ -142,8 +142,8 @@ func TestSCPBothWays(t *testing.T) {
 	}
 	// Legacy scp is refused with what to do.
 	r = harness.RunProgram(t, "", "scp", append(append([]string{"-O"}, args...), src, "127.0.0.1:host-1"+remote+"/g")...)
-	if r.Code == 0 || !strings.Contains(r.Stderr, "drop -O") {
-		t.Fatalf("scp -O: exit %d %q", r.Code, r.Stderr)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "drop -O") || !strings.Contains(r.Stderr, "scp -P "+b.Port+" FILE") {
+		t.Fatalf("scp -O: exit %d %q (the hint must use scp's -P)", r.Code, r.Stderr)
 	}
 	// No scp to host-2.
 	r = harness.RunProgram(t, "", "scp", append(args, src, "127.0.0.1:host-2"+remote+"/f2")...)

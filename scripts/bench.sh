@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # `make bench`: each benchmark runs side by side with its peer in one run,
 # and the ratio is printed. Raw `go test -bench` output goes to bench.out.
-# BENCH_ONLY=p1,p2,p5,p6,p7,p8,p9,p11,policy runs a subset (the default is
-# all of them). BASTION_P8_SECONDS, BASTION_P8_WRITERS and BASTION_P9_TRIALS
+# BENCH_ONLY=p1,p2,p3e,p5,p6,p7,p8,p9,p10,p11,policy runs a subset (the
+# default is all of them). BASTION_P8_SECONDS, BASTION_P8_WRITERS and BASTION_P9_TRIALS
 # tune P8 and P9 (10 s, 64 appenders per replica, 200 trials).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bench.out}
-only=${BENCH_ONLY:-p1,p2,p5,p6,p7,p8,p9,p11,policy}
+only=${BENCH_ONLY:-p1,p2,p3e,p5,p6,p7,p8,p9,p10,p11,policy}
 : > "$out"
 want() { [[ ",$only," == *",$1,"* ]]; }
 
@@ -48,6 +48,14 @@ fi
 if want p11; then
   echo "== P11: login latency of the real ssh client while idle sockets hold every pre-auth slot (max_startups 200)"
   go test -run '^$' -bench 'BenchmarkLoginUnderFlood' -benchtime 1x -timeout 30m ./e2e/ | tee -a "$out"
+fi
+if want p3e; then
+  echo "== P3 on etcd: policy Check over the tuple cache following the feed, store on etcd vs on badger (1M tuples; 1 and 16 callers)"
+  go test -run '^$' -bench 'BenchmarkCheckEtcd' -benchtime 1x -timeout 30m ./policy/ | tee -a "$out"
+fi
+if want p10; then
+  echo "== P10: connections/s with audited -W open/close spread over 3 replicas on one etcd vs all on 1 replica"
+  go test -run '^$' -bench 'BenchmarkConnectionsHA' -benchtime 1x -timeout 30m ./e2e/ | tee -a "$out"
 fi
 
 echo
@@ -91,6 +99,14 @@ fi
 if want p11; then
   m() { metric BenchmarkLoginUnderFlood "$1"; }
   echo "| P11 ssh login ms under an idle flood, p50 / max (10 sources x 20; 260 x 1) | $(m flood10x20_p50_ms) / $(m flood10x20_max_ms); $(m flood260x1_p50_ms) / $(m flood260x1_max_ms) | no flood $(m baseline_p50_ms) | - | <= 5000 ms |"
+fi
+if want p3e; then
+  m() { metric BenchmarkCheckEtcd "$1"; }
+  echo "| P3 on etcd: Check ms p50 / p99, 1 caller; 16 callers (checks/s) | $(m etcd1_p50_ms) / $(m etcd1_p99_ms); $(m etcd16_p50_ms) / $(m etcd16_p99_ms) ($(int "$(m etcd16_checks/s)")/s) | badger $(m badger1_p50_ms) / $(m badger1_p99_ms); $(m badger16_p50_ms) / $(m badger16_p99_ms) ($(int "$(m badger16_checks/s)")/s) | $(ratio "$(m etcd1_p99_ms)" "$(m badger1_p99_ms)"); $(ratio "$(m etcd16_p99_ms)" "$(m badger16_p99_ms)") (p99) | p99 <= 1 ms, unchanged from badger |"
+fi
+if want p10; then
+  m() { metric BenchmarkConnectionsHA "$1"; }
+  echo "| P10 connections/s (auth + check + audited -W), 3 replicas vs 1 (machine CPU busy) | $(int "$(m r3_conns/s)") ($(int "$(m r3_machine_busy_%)")%) | 1 replica $(int "$(m r1_conns/s)") ($(int "$(m r1_machine_busy_%)")%) | $(ratio "$(m r3_conns/s)" "$(m r1_conns/s)") | >= 2.5x (with the cores for it) |"
 fi
 if want policy; then
   echo

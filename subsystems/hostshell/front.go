@@ -65,7 +65,7 @@ func (m *Module) front(ctx context.Context, sess ssh.Session, _ []string) int {
 		}
 		fmt.Fprintf(sess, "\r\nbastion: connecting to %s …\r\n", res.Name)
 		r = in.take()
-		code := m.open(ctx, sess, r, wins.take(), res, nil)
+		code := m.open(ctx, sess, r, wins.take(), res, "")
 		in.release(r)
 		wins.release()
 		if ctx.Err() != nil {

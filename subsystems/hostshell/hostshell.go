@@ -99,15 +99,11 @@ func (m *Module) serve(ctx context.Context, sess ssh.Session, args []string) (in
 	if err != nil {
 		return 0, false
 	}
-	remote := args[1:]
-	if len(remote) > 0 && remote[0] == "--" {
-		remote = remote[1:]
-	}
-	return m.open(ctx, sess, sess, sessionTerm(sess), r, remote), true
+	return m.open(ctx, sess, sess, sessionTerm(sess), r, remoteCommand(ctx, sess, args)), true
 }
 
 // open checks the gate and runs remote (or a shell) on r.
-func (m *Module) open(ctx context.Context, sess ssh.Session, in io.Reader, t term, r store.Resource, remote []string) int {
+func (m *Module) open(ctx context.Context, sess ssh.Session, in io.Reader, t term, r store.Resource, remote string) int {
 	p, _ := authn.FromContext(ctx)
 	errOut := sess.Stderr()
 	if r.Kind != "ssh" {
@@ -130,7 +126,7 @@ func (m *Module) open(ctx context.Context, sess ssh.Session, in io.Reader, t ter
 
 // run logs in to r as login and runs remote (or a shell), with in as the
 // user's input.
-func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, t term, p authn.Principal, r store.Resource, login string, remote []string) int {
+func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, t term, p authn.Principal, r store.Resource, login string, remote string) int {
 	errOut := sess.Stderr()
 	var mu sync.Mutex
 	var client *gossh.Client
@@ -139,7 +135,11 @@ func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, t term
 			mu.Lock()
 			defer mu.Unlock()
 			if client != nil {
-				fmt.Fprintf(errOut, "\r\nbastion: session on %s ended: %s\r\n", r.Name, reason)
+				// A normal end says nothing: scripts read stderr. Only a
+				// cut (kill, expiry, policy) is explained.
+				if reason != sessions.ReasonClientClosed {
+					fmt.Fprintf(errOut, "\r\nbastion: session on %s ended: %s\r\n", r.Name, reason)
+				}
 				client.Close()
 			}
 		}})
@@ -175,7 +175,7 @@ func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, t term
 	// Nothing runs on the host before shell.open (which holds the command)
 	// is durable.
 	if _, err := m.audit.Append(ctx, store.Event{Actor: p.User, Action: "shell.open", Target: r.Name, Decision: "allow",
-		Details: map[string]string{"login": login, "session": live.ID(), "recording": live.ID(), "command": strings.Join(remote, " "), "source": p.SourceAddr}}); err != nil {
+		Details: map[string]string{"login": login, "session": live.ID(), "recording": live.ID(), "command": remote, "source": p.SourceAddr}}); err != nil {
 		m.sessions.End(live, "audit unavailable")
 		_ = rec.Close()
 		fmt.Fprintf(errOut, "bastion: shell on %s refused: the audit log cannot record it now; try again later\n", r.Name)
@@ -217,7 +217,7 @@ func (m *Module) startRecording(t term, id, title string) (*audit.Recorder, erro
 
 // pipe connects the user's session to the target's and returns the exit
 // status the target reported.
-func (m *Module) pipe(sess ssh.Session, in io.Reader, t term, ts *gossh.Session, remote []string, live *sessions.Live, rec *audit.Recorder) int {
+func (m *Module) pipe(sess ssh.Session, in io.Reader, t term, ts *gossh.Session, remote string, live *sessions.Live, rec *audit.Recorder) int {
 	if t.isPty {
 		if err := ts.RequestPty(t.pty.Term, t.pty.Window.Height, t.pty.Window.Width, gossh.TerminalModes{}); err != nil {
 			fmt.Fprintf(sess.Stderr(), "bastion: the target refused a terminal: %v\n", err)
@@ -242,8 +242,10 @@ func (m *Module) pipe(sess ssh.Session, in io.Reader, t term, ts *gossh.Session,
 	ts.Stdout = countingWriter{sess, live.CountOut, rec}
 	ts.Stderr = countingWriter{sess.Stderr(), live.CountOut, rec}
 	var err error
-	if len(remote) > 0 {
-		err = ts.Start(strings.Join(remote, " "))
+	if remote != "" {
+		// The exec string goes to the target byte for byte, as sshd
+		// passes it to the login shell: no splitting, no re-joining.
+		err = ts.Start(remote)
 	} else {
 		err = ts.Shell()
 	}

@@ -2,7 +2,6 @@ package hostshell
 
 import (
 	"context"
-	"strings"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -23,7 +22,7 @@ import (
 //   - force-command, when the user's certificate forces a command that
 //     runs on the target, set to exactly that command, so that the target
 //     enforces it as well.
-func onwardPermissions(p authn.Principal, remote []string) gossh.Permissions {
+func onwardPermissions(p authn.Principal, remote string) gossh.Permissions {
 	perms := gossh.Permissions{CriticalOptions: map[string]string{}, Extensions: map[string]string{}}
 	if !p.NoPTY {
 		perms.Extensions[authn.ExtPTY] = ""
@@ -31,8 +30,8 @@ func onwardPermissions(p authn.Principal, remote []string) gossh.Permissions {
 	if p.Method == authn.MethodCert && !p.NoUserRC {
 		perms.Extensions[authn.ExtUserRC] = ""
 	}
-	if p.ForceCommand != "" && len(remote) > 0 {
-		perms.CriticalOptions[authn.OptForceCommand] = strings.Join(remote, " ")
+	if p.ForceCommand != "" && remote != "" {
+		perms.CriticalOptions[authn.OptForceCommand] = remote
 	}
 	return perms
 }
@@ -41,11 +40,11 @@ type remoteKey struct{}
 
 // withRemote records, for DialHost, the command a session will run on the
 // target (empty for a shell).
-func withRemote(ctx context.Context, remote []string) context.Context {
+func withRemote(ctx context.Context, remote string) context.Context {
 	return context.WithValue(ctx, remoteKey{}, remote)
 }
 
-func remoteOf(ctx context.Context) []string {
-	r, _ := ctx.Value(remoteKey{}).([]string)
+func remoteOf(ctx context.Context) string {
+	r, _ := ctx.Value(remoteKey{}).(string)
 	return r
 }

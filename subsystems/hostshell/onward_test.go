@@ -44,16 +44,16 @@ func TestOnwardCertificateCarriesNoMoreThanTheUsers(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		p      authn.Principal
-		remote []string
+		remote string
 		ext    []string
 		force  string
 	}{
-		{"plain key: as before", authn.Principal{User: "bob", Method: authn.MethodPublicKey}, nil, []string{"permit-pty"}, ""},
-		{"certificate with everything", cert, nil, []string{"permit-pty", "permit-user-rc"}, ""},
-		{"no-pty", func() authn.Principal { p := cert; p.NoPTY = true; return p }(), nil, []string{"permit-user-rc"}, ""},
-		{"no-user-rc", func() authn.Principal { p := cert; p.NoUserRC = true; return p }(), nil, []string{"permit-pty"}, ""},
+		{"plain key: as before", authn.Principal{User: "bob", Method: authn.MethodPublicKey}, "", []string{"permit-pty"}, ""},
+		{"certificate with everything", cert, "", []string{"permit-pty", "permit-user-rc"}, ""},
+		{"no-pty", func() authn.Principal { p := cert; p.NoPTY = true; return p }(), "", []string{"permit-user-rc"}, ""},
+		{"no-user-rc", func() authn.Principal { p := cert; p.NoUserRC = true; return p }(), "", []string{"permit-pty"}, ""},
 		{"force-command on the target", func() authn.Principal { p := cert; p.ForceCommand = "web-1 -- uptime"; return p }(),
-			[]string{"uptime"}, []string{"permit-pty", "permit-user-rc"}, "uptime"},
+			"uptime", []string{"permit-pty", "permit-user-rc"}, "uptime"},
 	} {
 		s, err := ca.Issue(c.p.User, "root", "s-1", time.Minute, onwardPermissions(c.p, c.remote))
 		if err != nil {

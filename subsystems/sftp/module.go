@@ -79,9 +79,28 @@ func (m *Module) Register(t *subsystems.Table) error {
 // protocol lets the server name the files it sends and has no per-file
 // operations to gate and audit, so it is refused with what to do instead.
 func (m *Module) legacySCP(_ context.Context, sess ssh.Session, _ []string) int {
-	fmt.Fprintf(sess.Stderr(), "bastion: the legacy scp protocol (scp -O) is not supported; drop -O: scp (OpenSSH 9 and newer) uses SFTP, which this bastion serves (e.g. scp FILE %s:host-1/tmp/)\n",
-		strings.TrimPrefix(m.cfg.Host, "ssh "))
+	fmt.Fprintf(sess.Stderr(), "bastion: the legacy scp protocol (scp -O) is not supported; drop -O: scp (OpenSSH 9 and newer) uses SFTP, which this bastion serves (e.g. %s)\n",
+		scpExample(m.cfg.Host))
 	return 1
+}
+
+// scpExample turns how users reach the bastion ("ssh -p 2222 localhost")
+// into the scp command for it: scp's port flag is -P, and flags go before
+// the files.
+func scpExample(host string) string {
+	f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(host), "ssh"))
+	if len(f) == 0 {
+		return "scp FILE bastion:host-1/tmp/"
+	}
+	dest, flags := f[len(f)-1], f[:len(f)-1]
+	out := []string{"scp"}
+	for _, fl := range flags {
+		if fl == "-p" {
+			fl = "-P"
+		}
+		out = append(out, fl)
+	}
+	return strings.Join(append(out, "FILE", dest+":host-1/tmp/"), " ")
 }
 
 func (m *Module) serve(ctx context.Context, sess ssh.Session, _ []string) int {

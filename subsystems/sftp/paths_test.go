@@ -77,3 +77,14 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+func TestSCPExampleUsesCapitalP(t *testing.T) {
+	for host, want := range map[string]string{
+		"ssh -p 2222 localhost": "scp -P 2222 FILE localhost:host-1/tmp/",
+		"ssh bastion.example":   "scp FILE bastion.example:host-1/tmp/",
+	} {
+		if got := scpExample(host); got != want {
+			t.Errorf("scpExample(%q) = %q, want %q", host, got, want)
+		}
+	}
+}
