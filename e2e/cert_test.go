@@ -81,8 +81,22 @@ func TestUserCertificates(t *testing.T) {
 		}
 	}
 	refused := map[string]string{}
+	perSerial := map[string]int{}
 	for _, e := range auditEvents(t, b, alice, "--action", "auth.cert.refuse") {
 		refused[e.Details["serial"]] = e.Reason
+		perSerial[e.Details["serial"]]++
+	}
+	// One event per attempt: the refusal, with its reason; no second
+	// auth.cert.refuse and no auth.fail for the same connection.
+	for _, c := range cases {
+		if perSerial[c.serial] != 1 {
+			t.Errorf("certificate %s: %d auth.cert.refuse events for one attempt, want 1", c.serial, perSerial[c.serial])
+		}
+	}
+	for _, e := range auditEvents(t, b, alice, "--action", "auth.fail") {
+		if e.Actor == "carol" {
+			t.Errorf("a refused certificate also wrote auth.fail: %+v", e)
+		}
 	}
 	for _, c := range cases {
 		if !strings.Contains(refused[c.serial], c.why) {

@@ -37,20 +37,23 @@ type connState struct {
 	offered    []string // fingerprints of keys offered, in order
 	failure    string   // why the connection failed before auth
 	keyFailure string   // why the last offered key was refused
-	throttled  bool
-	release    func() // frees the pre-auth slot; called once
-	released   bool
-	slot       *slot
-	kexDone    bool        // the key exchange finished
-	quiet      bool        // evicted before the key exchange: not audited
-	badLogin   bool        // the login name was refused (see loginOK)
-	loginBytes int         // its length, audited instead of the name
-	handshake  *time.Timer // the handshake deadline
-	certTimer  *time.Timer // closes the connection when its certificate expires
-	closed     bool        // Close ran
-	refusals   []string
-	stderr     []func(string)
-	deadline   *time.Timer
+	// certRefused holds the certificates refused (and audited as
+	// auth.cert.refuse) on this connection: one event per attempt.
+	certRefused map[string]bool
+	throttled   bool
+	release     func() // frees the pre-auth slot; called once
+	released    bool
+	slot        *slot
+	kexDone     bool        // the key exchange finished
+	quiet       bool        // evicted before the key exchange: not audited
+	badLogin    bool        // the login name was refused (see loginOK)
+	loginBytes  int         // its length, audited instead of the name
+	handshake   *time.Timer // the handshake deadline
+	certTimer   *time.Timer // closes the connection when its certificate expires
+	closed      bool        // Close ran
+	refusals    []string
+	stderr      []func(string)
+	deadline    *time.Timer
 	// proven is the first unregistered key whose signature verified; a
 	// device login binds it (and nothing else).
 	proven        gossh.PublicKey
@@ -109,6 +112,10 @@ func (c *trackedConn) Close() error {
 			ev.Details["login_bytes"] = fmt.Sprint(st.loginBytes)
 		}
 		throttled := st.throttled
+		onlyRefusedCerts := len(st.certRefused) > 0 && !st.badLogin && st.failure == ""
+		for _, fp := range st.offered {
+			onlyRefusedCerts = onlyRefusedCerts && st.certRefused[fp]
+		}
 		st.mu.Unlock()
 		if authed || quiet || (!tried && failure == "") {
 			// Authenticated connections are audited on success; bare TCP
@@ -128,6 +135,11 @@ func (c *trackedConn) Close() error {
 			c.s.throttle.Fail(st.source)
 		}
 		c.s.metrics.auth.WithLabelValues("any", "fail").Inc()
+		if onlyRefusedCerts {
+			// Its only credentials were certificates refused and audited
+			// (auth.cert.refuse, with the reason): one event per attempt.
+			return
+		}
 		c.s.recordRefusal(context.Background(), ev)
 	})
 	return err

@@ -31,9 +31,20 @@ func (s *Server) certAcceptable(ctx ssh.Context, st *connState, cert *gossh.Cert
 	}
 	why := err.Error() // Check's errors name the certificate (serial, key id)
 	if st != nil {
+		fp := gossh.FingerprintSHA256(cert)
 		st.mu.Lock()
 		st.keyFailure = why
+		again := st.certRefused[fp]
+		if st.certRefused == nil {
+			st.certRefused = map[string]bool{}
+		}
+		st.certRefused[fp] = true
 		st.mu.Unlock()
+		if again {
+			// OpenSSH offers a certificate more than once (query, then
+			// with a signature); its refusal is on record already.
+			return false
+		}
 	}
 	s.recordRefusal(ctx, store.Event{Actor: ctx.User(), Action: "auth.cert.refuse", Decision: "deny", Reason: why,
 		Details: map[string]string{"serial": fmt.Sprint(cert.Serial), "key_id": cert.KeyId, "source": ctx.RemoteAddr().String(), "conn": connID(st)}})
