@@ -91,7 +91,8 @@ func (s *Server) certExpired(st *connState, p authn.Principal) {
 	}
 	at := p.CertValidBefore.UTC().Format(time.RFC3339)
 	st.notice(fmt.Sprintf("bastion: your certificate (serial %d) expired at %s; this connection ends", p.CertSerial, at))
-	_ = s.record(context.Background(), store.Event{Actor: p.User, Action: "auth.cert.expired", Decision: "deny", Reason: ReasonCertExpired,
+	// The cut happens whatever becomes of its event; a lost one is counted.
+	s.recordRefusal(context.Background(), store.Event{Actor: p.User, Action: "auth.cert.expired", Decision: "deny", Reason: ReasonCertExpired,
 		Details: map[string]string{"serial": fmt.Sprint(p.CertSerial), "key_id": p.CertKeyID, "valid_before": at, "conn": st.id}})
 	if s.cfg.EndSessions != nil {
 		s.cfg.EndSessions(st.id, ReasonCertExpired)

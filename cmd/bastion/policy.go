@@ -165,17 +165,19 @@ func bootstrapPolicy(ctx context.Context, st store.Store, alog *audit.Log, cfg C
 	if len(missing) == 0 && len(del) == 0 {
 		return nil
 	}
-	if err := st.WriteTuples(ctx, missing, del); err != nil {
-		return err
-	}
+	// The events come first: no change without its durable record.
+	evs := make([]store.Event, 0, len(del)+len(missing))
 	for _, t := range del {
-		_, _ = alog.Append(ctx, store.Event{Actor: "bastion", Action: "tuple.rm", Target: t.String(), Decision: "allow",
+		evs = append(evs, store.Event{Actor: "bastion", Action: "tuple.rm", Target: t.String(), Decision: "allow",
 			Reason: "a Resource has exactly one project: the config's"})
 	}
 	for _, t := range missing {
-		_, _ = alog.Append(ctx, store.Event{Actor: "bastion", Action: "tuple.add", Target: t.String(), Decision: "allow", Reason: "bootstrap from config"})
+		evs = append(evs, store.Event{Actor: "bastion", Action: "tuple.add", Target: t.String(), Decision: "allow", Reason: "bootstrap from config"})
 	}
-	return nil
+	if err := alog.AppendAll(ctx, evs); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	return st.WriteTuples(ctx, missing, del)
 }
 
 // dropShadowingAliases removes, from Resources the config does not
@@ -203,11 +205,13 @@ func dropShadowingAliases(ctx context.Context, st store.Store, alog *audit.Log, 
 			continue
 		}
 		r.Aliases = keep
+		if _, err := alog.Append(ctx, store.Event{Actor: "bastion", Action: "resource.alias_removed", Target: r.Name, Decision: "allow",
+			Reason: "the alias is a name of a config Resource", Details: map[string]string{"aliases": strings.Join(dropped, ",")}}); err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
 		if err := st.PutResource(ctx, r); err != nil {
 			return err
 		}
-		_, _ = alog.Append(ctx, store.Event{Actor: "bastion", Action: "resource.alias_removed", Target: r.Name, Decision: "allow",
-			Reason: "the alias is a name of a config Resource", Details: map[string]string{"aliases": strings.Join(dropped, ",")}})
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ func newModelLoad(e *env) *cobra.Command {
 			// resource#act would lock every admin out and cut every session.
 			m, err := policy.LoadBastionModel(string(src))
 			if err != nil {
-				_ = e.record(store.Event{Action: "model.load", Decision: "deny", Reason: err.Error(),
+				e.recordRefusal(store.Event{Action: "model.load", Decision: "deny", Reason: err.Error(),
 					Details: map[string]string{"bytes": fmt.Sprint(len(src)), "sha256": sourceHash(string(src))}})
 				return &exitError{code: 1, msg: "model rejected; the previous model stays in force:\n" + err.Error()}
 			}

@@ -26,7 +26,7 @@ func newModelRollback(e *env) *cobra.Command {
 			// requirements (or a newer bastion may require more).
 			m, err := policy.LoadBastionModel(old.Source)
 			if err != nil {
-				_ = e.record(store.Event{Action: "model.rollback", Target: target, Decision: "deny", Reason: err.Error()})
+				e.recordRefusal(store.Event{Action: "model.rollback", Target: target, Decision: "deny", Reason: err.Error()})
 				return &exitError{code: 1, msg: fmt.Sprintf("model version %d cannot be put back; the model in force stays:\n%v", old.Version, err)}
 			}
 			// History only grows: the rollback is a new version, a copy of

@@ -46,8 +46,7 @@ type AddressChecker interface {
 
 // deny refuses what, audited, naming why and how to get access.
 func (e *env) deny(what, why, how string) error {
-	_, _ = e.deps.Audit.Append(e.ctx, store.Event{Actor: e.p.User, Action: "command.deny", Target: what,
-		Decision: "deny", Reason: why})
+	e.recordRefusal(store.Event{Action: "command.deny", Target: what, Decision: "deny", Reason: why})
 	return &exitError{code: 1, msg: fmt.Sprintf("permission denied: %s: %s. %s", what, why, how)}
 }
 
