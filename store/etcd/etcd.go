@@ -87,6 +87,13 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// tailMu guards the chain head as AppendChained last saw it, and its
+	// key's mod revision (chainappend.go).
+	tailMu    sync.Mutex
+	tail      head
+	tailRev   int64
+	tailKnown bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -154,8 +161,9 @@ func (s *Store) Client() *clientv3.Client { return s.cli }
 func (s *Store) Prefix() string { return s.prefix }
 
 // TxnLimits reports how much one AppendEvents transaction holds: at most
-// maxOps events whose JSON encodings sum to at most maxBytes. One more
-// operation (the chain head) goes into every such transaction.
+// maxOps events whose JSON encodings sum to at most maxBytes. Two more
+// operations (the chain head, and the end of an append turn) go into every
+// such transaction.
 func (s *Store) TxnLimits() (maxBytes, maxOps int) { return txnBytes, txnOps }
 
 // Rev implements store.Changes: the cluster's current revision, read

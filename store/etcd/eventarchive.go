@@ -70,9 +70,8 @@ func (s *Store) PutCheckpoint(ctx context.Context, prev, c store.Checkpoint) err
 	case last == 0 && !ok:
 		// An empty log: c says where an imported log starts. The head
 		// is set to it, so appends continue at c.Seq+1.
-		h, _ := json.Marshal(head{Seq: c.Seq})
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.k(keyHead)), "=", headRev))
-		ops = append(ops, clientv3.OpPut(s.k(keyHead), string(h)))
+		ops = append(ops, clientv3.OpPut(s.k(keyHead), headValue(c.Seq, c.Hash)))
 	case c.Seq >= last:
 		return fmt.Errorf("etcd: audit checkpoint %d would cover the last event (%d), which stays", c.Seq, last)
 	default:

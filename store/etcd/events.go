@@ -22,28 +22,43 @@ var ErrHeadMoved = fmt.Errorf("etcd: the audit chain head moved (another writer 
 // eventKey: e/<seq, 20 decimal digits>, so key order is seq order.
 func eventKey(seq uint64) string { return fmt.Sprintf("%s%020d", pEvent, seq) }
 
-// head is the value of the chain head key: the last stored seq. Every
-// append compares the head's mod revision with the one it read, so two
-// writers cannot both append after the same event.
+// head is the value of the chain head key: the last stored seq, and the
+// hash the next event chains onto (that event's, or the checkpoint's on an
+// imported log; empty in heads written before it was kept). Every append
+// compares the head's mod revision with the one it read, so two writers
+// cannot both append after the same event.
 type head struct {
-	Seq uint64 `json:"seq"`
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash,omitempty"`
+}
+
+// headValue encodes the head after an append or import.
+func headValue(seq uint64, hash string) string {
+	b, _ := json.Marshal(head{Seq: seq, Hash: hash})
+	return string(b)
 }
 
 // readHead returns the last stored seq and the head key's mod revision
 // (0 when no event was ever stored).
 func (s *Store) readHead(ctx context.Context) (uint64, int64, error) {
+	h, rev, err := s.readHeadFull(ctx)
+	return h.Seq, rev, err
+}
+
+// readHeadFull returns the chain head and its key's mod revision.
+func (s *Store) readHeadFull(ctx context.Context) (head, int64, error) {
 	resp, err := s.cli.Get(ctx, s.k(keyHead))
 	if err != nil {
-		return 0, 0, fmt.Errorf("etcd: read audit head: %w", err)
+		return head{}, 0, fmt.Errorf("etcd: read audit head: %w", err)
 	}
 	if len(resp.Kvs) == 0 {
-		return 0, 0, nil
+		return head{}, 0, nil
 	}
 	var h head
 	if err := json.Unmarshal(resp.Kvs[0].Value, &h); err != nil {
-		return 0, 0, fmt.Errorf("etcd: corrupt audit head: %w", err)
+		return head{}, 0, fmt.Errorf("etcd: corrupt audit head: %w", err)
 	}
-	return h.Seq, resp.Kvs[0].ModRevision, nil
+	return h, resp.Kvs[0].ModRevision, nil
 }
 
 // AppendEvents appends events, whose seqs must continue the stored ones
@@ -58,20 +73,9 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	vals := make([]string, len(events))
-	for i, e := range events {
-		if i > 0 && e.Seq != events[0].Seq+uint64(i) {
-			return fmt.Errorf("etcd: audit seq gap: event %d has seq %d, want %d", i, e.Seq, events[0].Seq+uint64(i))
-		}
-		b, err := json.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("etcd: encode event %d: %w", e.Seq, err)
-		}
-		if len(b) > txnBytes {
-			return fmt.Errorf("etcd: event %d encodes to %d bytes, more than one transaction holds (%d): %w",
-				e.Seq, len(b), txnBytes, store.ErrTxnTooBig)
-		}
-		vals[i] = string(b)
+	vals, err := encodeEvents(events)
+	if err != nil {
+		return err
 	}
 	last, rev, err := s.readHead(ctx)
 	if err != nil {
@@ -84,19 +88,43 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 		}
 		return fmt.Errorf("etcd: audit seq gap: first event has seq %d, want %d", first, last+1)
 	}
+	return s.putEvents(ctx, events, vals, rev)
+}
+
+// encodeEvents checks that events' seqs follow each other and encodes
+// each, refusing one that no transaction could hold.
+func encodeEvents(events []store.Event) ([]string, error) {
+	vals := make([]string, len(events))
+	for i, e := range events {
+		if i > 0 && e.Seq != events[0].Seq+uint64(i) {
+			return nil, fmt.Errorf("etcd: audit seq gap: event %d has seq %d, want %d", i, e.Seq, events[0].Seq+uint64(i))
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("etcd: encode event %d: %w", e.Seq, err)
+		}
+		if len(b) > txnBytes {
+			return nil, fmt.Errorf("etcd: event %d encodes to %d bytes, more than one transaction holds (%d): %w",
+				e.Seq, len(b), txnBytes, store.ErrTxnTooBig)
+		}
+		vals[i] = string(b)
+	}
+	return vals, nil
+}
+
+// putEvents writes the encoded events in transactions of at most txnOps
+// events and txnBytes, each with the new head, each committing only if
+// the head's mod revision is still rev (then the one the last transaction
+// made).
+func (s *Store) putEvents(ctx context.Context, events []store.Event, vals []string, rev int64) error {
 	for start := 0; start < len(events); {
 		end, size := start, 0
 		for end < len(events) && end-start < txnOps && size+len(vals[end]) <= txnBytes {
 			size += len(vals[end])
 			end++
 		}
-		ops := make([]clientv3.Op, 0, end-start+1)
-		for i := start; i < end; i++ {
-			ops = append(ops, clientv3.OpPut(s.k(eventKey(events[i].Seq)), vals[i]))
-		}
-		h, _ := json.Marshal(head{Seq: events[end-1].Seq})
-		ops = append(ops, clientv3.OpPut(s.k(keyHead), string(h)))
-		tr, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(s.k(keyHead)), "=", rev)).Then(ops...).Commit()
+		tr, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(s.k(keyHead)), "=", rev)).
+			Then(s.eventOps(events[start:end], vals[start:end])...).Commit()
 		if err != nil {
 			return fmt.Errorf("etcd: append events %d..%d: %w", events[start].Seq, events[end-1].Seq, err)
 		}
@@ -107,6 +135,17 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 		start = end
 	}
 	return nil
+}
+
+// eventOps returns the puts of one transaction: each event, then the head
+// after the last.
+func (s *Store) eventOps(events []store.Event, vals []string) []clientv3.Op {
+	ops := make([]clientv3.Op, 0, len(events)+1)
+	for i, e := range events {
+		ops = append(ops, clientv3.OpPut(s.k(eventKey(e.Seq)), vals[i]))
+	}
+	last := events[len(events)-1]
+	return append(ops, clientv3.OpPut(s.k(keyHead), headValue(last.Seq, last.Hash)))
 }
 
 // LastEvent returns the event with the highest seq. On an imported log
