@@ -129,7 +129,11 @@ func TestOIDCDeniedAndExpired(t *testing.T) {
 	b2, alice2 := oidcBastion(t, o2)
 	x = b2.SSHInteractive(&k, nil, "whoami")
 	x.Prompt(t, 0)
-	x.Answer(t, 0, "") // Enter without approving: the code expires
+	// A person presses Enter without approving (later than a program
+	// would: an answer within 1.5 s is taken as a client without a
+	// terminal); the code expires.
+	time.Sleep(2 * time.Second)
+	x.Answer(t, 0, "")
 	r = x.Wait(t)
 	if r.Code == 0 || !strings.Contains(r.Stderr, "expired") {
 		t.Fatalf("expired login: exit %d\n%s", r.Code, r.Stderr)

@@ -34,6 +34,26 @@ type Accounts interface {
 // must not be held open indefinitely.
 const maxDeviceWait = 15 * time.Minute
 
+// quickAnswer: a device prompt answered sooner than this was answered by
+// a program, not by a person who opened the URL and approved.
+const quickAnswer = 1500 * time.Millisecond
+
+// noTerminalMessage is the refusal of a device login whose client cannot
+// prompt (see quickAnswer); host is how users reach the bastion.
+func noTerminalMessage(host string) string {
+	return "this login needs a terminal: the identity provider login shows a code and waits for Enter after you approve it, " +
+		"and this ssh answered at once (no terminal). Run ssh from a terminal, or log in with a registered key " +
+		"(an admin adds it with: " + host + " keys add USER < KEY.pub)"
+}
+
+// pollInterval is how often the device flow polls the token endpoint.
+func pollInterval(da *oauth2.DeviceAuthResponse) time.Duration {
+	if da.Interval > 0 {
+		return time.Duration(da.Interval) * time.Second
+	}
+	return 5 * time.Second // RFC 8628's default
+}
+
 // deviceChallenge is the keyboard-interactive step of a device login. bind
 // is the key the client proved it holds (its signature was verified before
 // partial success), or nil for a client without one: then nothing is bound.
@@ -96,13 +116,25 @@ func (s *Server) deviceChallenge(ctx ssh.Context, st *connState, bind gossh.Publ
 		prompt := devicePrompt(da, bind != nil)
 		// The URL and code are in the prompt itself (not only the
 		// instruction), so that `ssh -q` still shows them.
+		asked := time.Now()
 		if _, err := ask("bastion login", "", []string{prompt}, []bool{true}); err != nil {
 			return fail("oidc.device.fail", "the client ended the login")
 		}
-		wctx, cancel := context.WithDeadline(ctx, expires)
+		deadline, quick := expires, time.Since(asked) < quickAnswer
+		if quick {
+			// No person answers this fast: a client without a terminal
+			// (stdin not a tty, no askpass) sends an empty answer at once,
+			// and would then sit here for the code's whole lifetime. One
+			// poll at the IdP's interval still lets a login that was
+			// approved that fast through.
+			deadline = time.Now().Add(pollInterval(da) + 2*time.Second)
+		}
+		wctx, cancel := context.WithDeadline(ctx, deadline)
 		defer cancel()
 		id, err := s.cfg.DeviceLogin.Wait(wctx, da)
 		switch {
+		case quick && errors.Is(err, context.DeadlineExceeded):
+			return fail("oidc.device.notty", noTerminalMessage(s.cfg.Host))
 		case errors.Is(err, authn.ErrDeviceDenied):
 			return fail("oidc.device.deny", "the login was denied at the identity provider; connection closed")
 		case errors.Is(err, authn.ErrDeviceExpired), errors.Is(err, context.DeadlineExceeded):
