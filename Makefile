@@ -24,7 +24,7 @@ run: build
 	fi; \
 	args=""; for k in $$keys; do args="$$args --admin-key $$k"; done; \
 	echo ""; \
-	echo "  Bastion starting on port 2222 as dev admin '$(DEV_USER)' (keys: $$(echo $$keys))."; \
+	echo "  Bastion starting on 127.0.0.1:2222 (loopback only) as dev admin '$(DEV_USER)' (keys: $$(echo $$keys))."; \
 	echo "  Connect from another terminal:"; \
 	echo "      ssh -p 2222$$extra localhost whoami"; \
 	echo "      ssh -p 2222$$extra localhost help"; \

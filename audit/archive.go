@@ -88,7 +88,7 @@ func Archive(ctx context.Context, st store.AuditLog, before time.Time, w io.Writ
 			return stop
 		}
 		if e.Seq != want || e.PrevHash != chain {
-			return fmt.Errorf("the chain is broken at seq %d (found seq %d, prev_hash %.16s…): nothing was archived; run audit verify", want, e.Seq, e.PrevHash)
+			return fmt.Errorf("the chain is broken at seq %d (found seq %d, prev_hash %s): nothing was archived; run audit verify", want, e.Seq, e.PrevHash)
 		}
 		buf = appendCanonical(buf[:0], e)
 		if h := hashHex(buf); h != e.Hash {

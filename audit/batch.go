@@ -95,7 +95,9 @@ func (l *Log) run() {
 				break fill
 			}
 		}
+		start := time.Now()
 		l.commit(batch)
+		l.metrics.committed(len(batch), time.Since(start))
 		clear(batch) // let answered events be collected
 	}
 }
@@ -152,6 +154,7 @@ func (l *Log) commit(batch []*pending) {
 		}
 		if conflict && time.Since(start) < conflictBudget {
 			l.conflicts.Add(1)
+			l.metrics.conflict()
 			// A Chainer's retry is one round trip and needs no pause:
 			// pausing lets the writer nearest the etcd leader win again.
 			if attempt > 0 && !chainer {
@@ -170,6 +173,7 @@ func (l *Log) commit(batch []*pending) {
 		// next batch reuses these seqs.
 		l.log.Error("audit: append failed", "events", len(batch), "first_seq", first, "attempts", attempt+1, "err", err)
 		err = fmt.Errorf("audit: append: %w", err)
+		l.metrics.failed(len(batch))
 		for _, p := range batch {
 			l.answer(p, err)
 		}
@@ -204,6 +208,7 @@ func (l *Log) write(batch []*pending) ([]store.Event, error) {
 		}
 	}
 	l.lastSeq, l.lastHash = evs[len(evs)-1].Seq, evs[len(evs)-1].Hash
+	l.metrics.stored(len(evs))
 	for i, p := range batch {
 		p.ev = evs[i]
 		l.answer(p, nil)

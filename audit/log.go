@@ -42,6 +42,10 @@ type Options struct {
 	// LostEvents, if set, counts the events reported to Lost (for
 	// instance bastion_audit_lost_events_total).
 	LostEvents prometheus.Counter
+	// Metrics, if set, counts appends, failures and conflicts, and times
+	// commits and their batch sizes (see NewMetrics). Its lost-events
+	// counter serves as LostEvents when that is nil.
+	Metrics *Metrics
 }
 
 // Log appends hash-chained events to a store.AuditLog with group commit.
@@ -60,6 +64,7 @@ type Log struct {
 	lost        atomic.Uint64
 	lostCounter prometheus.Counter
 	conflicts   atomic.Uint64
+	metrics     *Metrics
 
 	// mu guards closed and, held shared while sending, keeps Close from
 	// closing reqs under a sender.
@@ -101,10 +106,13 @@ func New(st store.AuditLog, opts Options) (*Log, error) {
 	if opts.Grace <= 0 {
 		opts.Grace = DefaultGrace
 	}
+	if opts.LostEvents == nil {
+		opts.LostEvents = opts.Metrics.LostEvents()
+	}
 	l := &Log{
 		st: st, clock: opts.Clock, log: opts.Logger, grace: opts.Grace,
-		lostCounter: opts.LostEvents,
-		done:        make(chan struct{}),
+		lostCounter: opts.LostEvents, metrics: opts.Metrics,
+		done: make(chan struct{}),
 	}
 	l.maxBytes, l.maxOps = batchLimits(st, opts.MaxBatch)
 	l.reqs = make(chan *pending, l.maxOps)

@@ -211,11 +211,11 @@ func (v *segmentState) header(line []byte) error {
 		return fmt.Errorf("format %q, want %q", h.Format, SegmentFormat)
 	}
 	if h.FirstSeq == 0 || h.FirstSeq == 1 && h.PrevHash != Genesis {
-		return fmt.Errorf("header starts at seq %d after %.16s…: seq 1 follows the genesis hash", h.FirstSeq, h.PrevHash)
+		return fmt.Errorf("header starts at seq %d after %s: seq 1 follows the genesis hash", h.FirstSeq, h.PrevHash)
 	}
 	r := v.rep
 	if r.Segments > 0 && (h.FirstSeq != r.LastSeq+1 || h.PrevHash != r.LastHash) {
-		return fmt.Errorf("segment %d starts at seq %d after %.16s…, but the one before ends at seq %d, %.16s…",
+		return fmt.Errorf("segment %d starts at seq %d after %s, but the one before ends at seq %d, %s",
 			r.Segments+1, h.FirstSeq, h.PrevHash, r.LastSeq, r.LastHash)
 	}
 	if r.Segments == 0 {
@@ -234,11 +234,11 @@ func (v *segmentState) event(line []byte) error {
 		return fmt.Errorf("event %d expected, found seq %d", v.want, e.Seq)
 	}
 	if e.PrevHash != v.prev {
-		return fmt.Errorf("event %d: prev_hash %.16s… does not match the hash before it (%.16s…)", e.Seq, e.PrevHash, v.prev)
+		return fmt.Errorf("event %d: prev_hash %s does not match the hash before it (%s)", e.Seq, e.PrevHash, v.prev)
 	}
 	v.buf = appendCanonical(v.buf[:0], e)
 	if h := hashHex(v.buf); h != e.Hash {
-		return fmt.Errorf("event %d: content does not match its hash (stored %.16s…, computed %.16s…)", e.Seq, e.Hash, h)
+		return fmt.Errorf("event %d: content does not match its hash (stored %s, computed %s)", e.Seq, e.Hash, h)
 	}
 	v.prev, v.lastTime = e.Hash, e.Time
 	v.want++
@@ -255,11 +255,11 @@ func (v *segmentState) trailer(line []byte, digest string) error {
 		return errors.New("segment holds no event")
 	}
 	if t.Count != v.count || t.LastSeq != v.want-1 || t.LastHash != v.prev {
-		return fmt.Errorf("trailer says %d events ending at seq %d, %.16s…; the segment holds %d ending at seq %d, %.16s…",
+		return fmt.Errorf("trailer says %d events ending at seq %d, %s; the segment holds %d ending at seq %d, %s",
 			t.Count, t.LastSeq, t.LastHash, v.count, v.want-1, v.prev)
 	}
 	if t.SHA256 != digest {
-		return fmt.Errorf("trailer's sha256 %.16s… does not match the segment's (%.16s…): the header or a line was changed", t.SHA256, digest)
+		return fmt.Errorf("trailer's sha256 %s does not match the segment's (%s): the header or a line was changed", t.SHA256, digest)
 	}
 	r := v.rep
 	r.Segments++

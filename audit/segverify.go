@@ -102,7 +102,7 @@ func linkToLive(ctx context.Context, st store.AuditLog, rep *SegmentReport) erro
 		rep.Link = LinkOlder
 	case rep.LastSeq == c.Seq:
 		if c.Hash != rep.LastHash {
-			rep.Reason = fmt.Sprintf("the live log's checkpoint at seq %d has hash %.16s…, the segment ends on %.16s…: they are different chains",
+			rep.Reason = fmt.Sprintf("the live log's checkpoint at seq %d has hash %s, the segment ends on %s: they are different chains",
 				c.Seq, c.Hash, rep.LastHash)
 			return nil
 		}
@@ -113,7 +113,7 @@ func linkToLive(ctx context.Context, st store.AuditLog, rep *SegmentReport) erro
 			return err
 		}
 		if ok && next.PrevHash != rep.LastHash {
-			rep.Reason = fmt.Sprintf("the live log's event %d has prev_hash %.16s…, the segment ends on %.16s…", next.Seq, next.PrevHash, rep.LastHash)
+			rep.Reason = fmt.Sprintf("the live log's event %d has prev_hash %s, the segment ends on %s", next.Seq, next.PrevHash, rep.LastHash)
 			return nil
 		}
 		rep.Link = LinkCheckpoint
@@ -131,7 +131,7 @@ func linkToLive(ctx context.Context, st store.AuditLog, rep *SegmentReport) erro
 			rep.Reason = fmt.Sprintf("the segment ends at seq %d, which the live log does not hold (checkpoint %d, last event %d)",
 				rep.LastSeq, c.Seq, last.Seq)
 		case e.Hash != rep.LastHash:
-			rep.Reason = fmt.Sprintf("the live log's event %d has hash %.16s…, the segment's %.16s…: they are different chains",
+			rep.Reason = fmt.Sprintf("the live log's event %d has hash %s, the segment's %s: they are different chains",
 				e.Seq, e.Hash, rep.LastHash)
 		default:
 			rep.Link = LinkLive

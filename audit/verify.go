@@ -95,7 +95,7 @@ func verifyFrom(ctx context.Context, st store.AuditLog, c store.Checkpoint) (Rep
 			// Archived but not removed yet. The checkpoint must name
 			// the event it was taken at.
 			if e.Seq == c.Seq && e.Hash != c.Hash {
-				return broken(c.Seq, "the checkpoint's hash %.16s… is not that of event %d (%.16s…)", c.Hash, c.Seq, e.Hash)
+				return broken(c.Seq, "the checkpoint's hash %s is not that of event %d (%s)", c.Hash, c.Seq, e.Hash)
 			}
 			r.Unremoved++
 			return nil
@@ -112,15 +112,15 @@ func verifyFrom(ctx context.Context, st store.AuditLog, c store.Checkpoint) (Rep
 		// cannot be removed or replaced without breaking its successor.
 		if e.PrevHash != prev {
 			if want == c.Seq+1 && c.Seq > 0 {
-				return broken(want, "prev_hash %.16s… does not match the checkpoint's hash (event %d, %.16s…)", e.PrevHash, c.Seq, prev)
+				return broken(want, "prev_hash %s does not match the checkpoint's hash (event %d, %s)", e.PrevHash, c.Seq, prev)
 			}
-			return broken(want, "prev_hash %.16s… does not match the hash of event %d (%.16s…)", e.PrevHash, want-1, prev)
+			return broken(want, "prev_hash %s does not match the hash of event %d (%s)", e.PrevHash, want-1, prev)
 		}
 		// Content: the hash covers every other field, so editing any of
 		// them (or the hash itself) shows here.
 		buf = appendCanonical(buf[:0], e)
 		if h := hashHex(buf); h != e.Hash {
-			return broken(want, "content does not match its hash (stored %.16s…, computed %.16s…)", e.Hash, h)
+			return broken(want, "content does not match its hash (stored %s, computed %s)", e.Hash, h)
 		}
 		prev = e.Hash
 		r.Count++

@@ -138,7 +138,9 @@ func TestCertAccepted(t *testing.T) {
 		SourceAddr: "10.0.0.5:50022", CertSerial: 42, CertKeyID: "alice-laptop",
 		// this certificate's only extension is permit-pty
 		NoPortForwarding: true, NoAgentForwarding: true, NoX11Forwarding: true, NoUserRC: true,
-		CertValidBefore: certNow.Add(time.Hour)}
+		CertValidBefore: certNow.Add(time.Hour),
+		// the certified key, which `cert` may sign, not the certificate
+		PublicKey: authorizedKey(f.userKey.PublicKey())}
 	if p.Marshal() != want.Marshal() {
 		t.Fatalf("principal\n got  %s\n want %s", p.Marshal(), want.Marshal())
 	}

@@ -49,6 +49,12 @@ type Principal struct {
 	// certificate valid forever, or no certificate). The connection is cut
 	// then unless the bastion is configured otherwise.
 	CertValidBefore time.Time `json:"cert_valid_before,omitempty"`
+	// PublicKey is the key whose signature this connection verified, as
+	// an authorized_keys line (for a certificate login, the certified key
+	// itself, not the certificate); empty for a login without a key. It
+	// is what `cert` signs: only a key proven here, never one that was
+	// merely offered or named (CVE-2024-45337).
+	PublicKey string `json:"public_key,omitempty"`
 }
 
 // Subject is the principal as a ReBAC subject, "user:<name>".

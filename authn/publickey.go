@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -97,6 +98,12 @@ func (a *PublicKeys) Verified(ctx context.Context, key ssh.PublicKey, source str
 		AuthTime:       a.now().UTC(),
 		KeyFingerprint: k.Fingerprint,
 		KeyType:        key.Type(),
+		PublicKey:      authorizedKey(key),
 		SourceAddr:     source,
 	}, nil
+}
+
+// authorizedKey is key as one authorized_keys line, without a comment.
+func authorizedKey(key ssh.PublicKey) string {
+	return string(bytes.TrimSpace(ssh.MarshalAuthorizedKey(key)))
 }

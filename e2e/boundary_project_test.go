@@ -101,15 +101,19 @@ func TestBoundaryProjectAdminStaysInProject(t *testing.T) {
 		want []string
 		args []string
 	}{
-		{append(deny, "move the Resource web-1 out of project payments", "admin on project:payments", "Ask a domain admin"),
+		// web-1 is payments', which mallory cannot view: the refusal
+		// says that the name is taken, not by what or where.
+		{append(deny, "the name web-1 is already taken", "Ask a domain admin"),
 			[]string{"resources", "add", "web-1", "--kind", "ssh", "--address", "192.0.2.66:22", "--project", "sandbox", "--login", "deploy"}},
-		{append(deny, "replace the Resource web-1, which is in project payments", "admin on project:payments"),
+		{append(deny, "the name web-1 is already taken"),
 			[]string{"resources", "add", "web-1", "--kind", "ssh", "--address", "192.0.2.66:22", "--project", "payments"}},
 		{append(deny, "move the Resource mine into project payments", "admin on project:payments"),
 			[]string{"resources", "add", "mine", "--kind", "tcp", "--address", "192.0.2.20:80", "--project", "payments"}},
-		{append(deny, "remove web-1, which is in project payments", "admin on project:payments"),
+		// mallory cannot view payments' Resources: removing one is
+		// refused as a name that does not exist is (issue 19, item 6).
+		{append(deny, "it needs the relation admin on the Resource's project"),
 			[]string{"resources", "rm", "web-1"}},
-		{append(deny, "remove cfg-db, which is in project payments"),
+		{append(deny, "it needs the relation admin on the Resource's project"),
 			[]string{"resources", "rm", "cfg-db"}},
 		{append(deny, "--login root may be set only by a domain admin", "ask a domain admin"),
 			[]string{"resources", "add", "box2", "--kind", "ssh", "--address", "192.0.2.22:22", "--project", "sandbox", "--login", "root"}},
@@ -181,8 +185,8 @@ func TestBoundaryProjectAdminStaysInProject(t *testing.T) {
 		t.Errorf("after a restart mine's project tuples = %v", got)
 	}
 	// mine is payments' now: mallory lost it with the move.
-	refused(t, b, mallory, append(deny, "remove mine, which is in project payments"), "resources", "rm", "mine")
-	refused(t, b, mallory, append(deny, "admin on project:payments"), "resources", "rm", "web-1")
+	refused(t, b, mallory, append(deny, "it needs the relation admin on the Resource's project"), "resources", "rm", "mine")
+	refused(t, b, mallory, append(deny, "it needs the relation admin on the Resource's project"), "resources", "rm", "web-1")
 }
 
 // TestBoundaryProjectAddressesRefusedByDefault: with no allow CIDR, the

@@ -132,6 +132,9 @@ func TestForwardRefusals(t *testing.T) {
 	w := func(target string) harness.Result {
 		return b.SSHRun(harness.Run{Key: &bob, Flags: []string{"-W", target}, Options: []string{"LogLevel=INFO"}})
 	}
+	// bob may see host-1 but not use it: the refusal names it and how to
+	// ask (without view it would read as a name that is no Resource).
+	mustOK(t, b.SSH(alice, "tuples", "add", "resource:host-1#view@user:bob"), "grant view")
 	r := w("host-1:22")
 	if r.Code == 0 || !harness.Contains(r.Stderr, "administratively prohibited", "user:bob lacks act on resource:host-1", "request create host-1") {
 		t.Fatalf("no act: exit %d stderr %q", r.Code, r.Stderr)

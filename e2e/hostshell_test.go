@@ -22,6 +22,13 @@ func TestExecOnHostThroughTheBastionCA(t *testing.T) {
 	sshd := harness.StartSSHD(t, harness.SSHDOptions{TrustedUserCAKeys: caLine})
 	mustOK(t, b.SSH(alice, "resources", "add", "host-1", "--kind", "ssh", "--address", sshd.Addr, "--login", "root"), "resources add")
 
+	// bob cannot see host-1: refused as a name that is no Resource.
+	r = b.SSHRun(harness.Run{Key: &bob, Args: []string{"host-1", "--", "echo", "hi"}, Options: []string{"LogLevel=INFO"}})
+	if r.Code == 0 || !strings.Contains(r.Stderr, `unknown command "host-1"`) {
+		t.Fatalf("without view: exit %d stderr %q", r.Code, r.Stderr)
+	}
+	// Once he may see it, the refusal says what is missing and how to ask.
+	mustOK(t, b.SSH(alice, "tuples", "add", "resource:host-1#view@user:bob"), "grant view")
 	r = b.SSHRun(harness.Run{Key: &bob, Args: []string{"host-1", "--", "echo", "hi"}, Options: []string{"LogLevel=INFO"}})
 	if r.Code == 0 || !harness.Contains(r.Stderr, "refused", "user:bob lacks act on resource:host-1", "request create host-1") {
 		t.Fatalf("without act: exit %d stderr %q", r.Code, r.Stderr)

@@ -14,7 +14,14 @@ import (
 // and how to ask.
 func TestKubeRefusedWithoutAct(t *testing.T) {
 	e := kubeSetup(t)
+	// carol may see prod but not use it (without view, both refusals
+	// read as for a name that is no Resource).
 	r := e.b.SSH(e.carol, "kubeconfig", "prod")
+	if r.Code == 0 || !strings.Contains(r.Stderr, `"prod" is not a kube Resource`) {
+		t.Fatalf("kubeconfig without view: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	mustOK(t, e.b.SSH(e.alice, "tuples", "add", "resource:prod#view@user:carol"), "grant view")
+	r = e.b.SSH(e.carol, "kubeconfig", "prod")
 	if r.Code == 0 || !harness.Contains(r.Stderr, "user:carol lacks act on resource:prod", "request create prod") || strings.Contains(r.Stdout, "token") {
 		t.Fatalf("kubeconfig without act: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}

@@ -37,6 +37,7 @@ type Engine struct {
 	reader   TupleReader
 	maxDepth int
 	now      func() time.Time
+	metrics  *Metrics
 }
 
 // Option configures an Engine.
@@ -83,7 +84,10 @@ func (e *Engine) Model() *Model { return e.model.Load() }
 // Check(ctx, "user:alice", "act", "resource:web-1"). A subject may also be
 // a userset ("group:ops#member") or a wildcard ("user:*", meaning: is it
 // granted to everyone). An error means the answer is unknown.
-func (e *Engine) Check(ctx context.Context, subj, relation, object string) (bool, error) {
+func (e *Engine) Check(ctx context.Context, subj, relation, object string) (ok bool, err error) {
+	if e.metrics != nil {
+		defer func(start time.Time) { e.metrics.observe(start, ok, err) }(time.Now())
+	}
 	c, err := e.newChecker(ctx, subj, relation, object, false)
 	if err != nil {
 		return false, err

@@ -25,7 +25,7 @@ type KubeToken struct {
 	// Used is when a replica other than the session's holder last served
 	// a request with the token (written at most now and then): activity
 	// that the holder counts against the session's idle timeout.
-	Used time.Time `json:"used,omitempty"`
+	Used time.Time `json:"used,omitzero"`
 }
 
 // TokenHash returns the key a token is kept under: hex SHA-256.

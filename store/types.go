@@ -37,7 +37,7 @@ type Key struct {
 	Comment       string    `json:"comment,omitempty"`
 	Source        string    `json:"source,omitempty"` // "admin", "bootstrap", "oidc"
 	Added         time.Time `json:"added"`
-	Expires       time.Time `json:"expires,omitempty"` // zero means never
+	Expires       time.Time `json:"expires,omitzero"` // zero means never
 }
 
 // Expired reports whether the key is past its expiry at now.
@@ -103,7 +103,7 @@ type Tuple struct {
 	Object   string    `json:"object"`
 	Relation string    `json:"relation"`
 	Subject  string    `json:"subject"`
-	Expires  time.Time `json:"expires,omitempty"`
+	Expires  time.Time `json:"expires,omitzero"`
 }
 
 // Expired reports whether the tuple is past its expiry at now.
@@ -128,7 +128,7 @@ type Session struct {
 	BytesIn     int64         `json:"bytes_in"`
 	BytesOut    int64         `json:"bytes_out"`
 	State       string        `json:"state"` // "open", "closed", "revoked"
-	Closed      time.Time     `json:"closed,omitempty"`
+	Closed      time.Time     `json:"closed,omitzero"`
 	Reason      string        `json:"reason,omitempty"`
 	Recording   string        `json:"recording,omitempty"` // id of the asciicast recording, if any
 	// Replica is the id of the bastion process that holds the session's
@@ -199,10 +199,10 @@ type AccessRequest struct {
 	// Reviewer, ReviewReason and Reviewed record the decision.
 	Reviewer     string    `json:"reviewer,omitempty"`
 	ReviewReason string    `json:"review_reason,omitempty"`
-	Reviewed     time.Time `json:"reviewed,omitempty"`
+	Reviewed     time.Time `json:"reviewed,omitzero"`
 	// Expires is when an approved grant ends (its act tuples expire).
-	Expires time.Time `json:"expires,omitempty"`
+	Expires time.Time `json:"expires,omitzero"`
 	// Ended and EndedBy record an expiry or a drop.
-	Ended   time.Time `json:"ended,omitempty"`
+	Ended   time.Time `json:"ended,omitzero"`
 	EndedBy string    `json:"ended_by,omitempty"`
 }

@@ -37,6 +37,8 @@ type connState struct {
 	offered    []string // fingerprints of keys offered, in order
 	failure    string   // why the connection failed before auth
 	keyFailure string   // why the last offered key was refused
+	// keyFailureKind is keyFailure's reason label (see keyFailureKind).
+	keyFailureKind string
 	// certRefused holds the certificates refused (and audited as
 	// auth.cert.refuse) on this connection: one event per attempt.
 	certRefused map[string]bool
@@ -58,7 +60,11 @@ type connState struct {
 	// device login binds it (and nothing else).
 	proven        gossh.PublicKey
 	deviceFailure string
-	deviceLogin   bool // device logins are configured
+	// preAuth sends banners during authentication; explained says the
+	// refusal of an unregistered key was told once (auth_banner.go).
+	preAuth     gossh.ServerPreAuthConn
+	explained   bool
+	deviceLogin bool // device logins are configured
 }
 
 func newID() string {
@@ -116,6 +122,7 @@ func (c *trackedConn) Close() error {
 		for _, fp := range st.offered {
 			onlyRefusedCerts = onlyRefusedCerts && st.certRefused[fp]
 		}
+		failM, failR := failMethod(st), failReasonLabel(st, onlyRefusedCerts)
 		st.mu.Unlock()
 		if authed || quiet || (!tried && failure == "") {
 			// Authenticated connections are audited on success; bare TCP
@@ -135,6 +142,7 @@ func (c *trackedConn) Close() error {
 			c.s.throttle.Fail(st.source)
 		}
 		c.s.metrics.auth.WithLabelValues("any", "fail").Inc()
+		c.s.metrics.authFail.WithLabelValues(failM, failR).Inc()
 		if onlyRefusedCerts {
 			// Its only credentials were certificates refused and audited
 			// (auth.cert.refuse, with the reason): one event per attempt.
@@ -259,6 +267,7 @@ func (s *Server) authenticated(ctx ssh.Context, st *connState, cm gossh.ConnMeta
 	// does not know of must not exist.
 	if err := s.record(ctx, store.Event{Actor: p.User, Action: "auth.success", Decision: "allow", Details: d}); err != nil {
 		s.metrics.auth.WithLabelValues(p.Method, "audit_unavailable").Inc()
+		s.metrics.authFail.WithLabelValues(p.Method, "audit_unavailable").Inc()
 		return nil, errors.New("bastion: the audit log cannot record this login now; try again later")
 	}
 	s.watchCertExpiry(st, p)
@@ -300,7 +309,9 @@ func (s *Server) keyAcceptable(ctx ssh.Context, key gossh.PublicKey, allowDevice
 	if err != nil && st != nil {
 		st.mu.Lock()
 		st.keyFailure = "public key " + gossh.FingerprintSHA256(key) + ": " + err.Error()
+		st.keyFailureKind = keyFailureKind(err)
 		st.mu.Unlock()
+		s.explainKey(st, key, err)
 	}
 	if errors.Is(err, authn.ErrStoreUnavailable) {
 		// Accepted for now, so that the client signs and then learns why

@@ -189,7 +189,7 @@ func (s *Server) completeDevice(ctx context.Context, id authn.Identity, bind gos
 		if err := s.cfg.Accounts.PutKey(ctx, k); err != nil {
 			return authn.Principal{}, fmt.Errorf("binding the key: %v", err)
 		}
-		p.KeyFingerprint, p.KeyType = k.Fingerprint, k.Type
+		p.KeyFingerprint, p.KeyType, p.PublicKey = k.Fingerprint, k.Type, k.AuthorizedKey
 	}
 	return p, nil
 }

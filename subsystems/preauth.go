@@ -165,7 +165,14 @@ func (s *Server) keyExchanged(st *connState) {
 // preAuthCallbacks adds the pre-auth checks to an x/crypto configuration:
 // the end of the key exchange, and the login name of the first request.
 func (s *Server) preAuthCallbacks(cfg *gossh.ServerConfig, st *connState) {
-	cfg.PreAuthConnCallback = func(gossh.ServerPreAuthConn) { s.keyExchanged(st) }
+	cfg.PreAuthConnCallback = func(c gossh.ServerPreAuthConn) {
+		if st != nil {
+			st.mu.Lock()
+			st.preAuth = c
+			st.mu.Unlock()
+		}
+		s.keyExchanged(st)
+	}
 	if ki := cfg.KeyboardInteractiveCallback; ki != nil {
 		cfg.KeyboardInteractiveCallback = func(cm gossh.ConnMetadata, ask gossh.KeyboardInteractiveChallenge) (*gossh.Permissions, error) {
 			if !s.loginOK(st, cm.User()) {

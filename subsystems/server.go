@@ -184,6 +184,8 @@ func New(cfg Config, table *Table, auth Authenticator, auditor Auditor, log *slo
 		metrics:  newMetrics(reg),
 		sessions: map[ssh.Session]struct{}{},
 	}
+	s.startups.refused = func(reason string) { s.metrics.preauth.WithLabelValues(reason).Inc() }
+	registerStartups(reg, s.startups)
 	s.srv = &ssh.Server{
 		ConnectionFailedCallback: func(_ net.Conn, err error) { s.log.Debug("handshake failed", "err", err) },
 		Version:                  cfg.Version,
@@ -297,28 +299,4 @@ func (s *Server) recordRefusal(ctx context.Context, e store.Event) {
 	if err := s.record(ctx, e); err != nil {
 		AuditLost(s.log, s.audit, e, err)
 	}
-}
-
-type metrics struct {
-	conns    prometheus.Counter
-	active   prometheus.Gauge
-	sessions prometheus.Gauge
-	auth     *prometheus.CounterVec
-	refused  *prometheus.CounterVec
-	commands *prometheus.CounterVec
-}
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		conns:    prometheus.NewCounter(prometheus.CounterOpts{Name: "bastion_ssh_connections_total", Help: "TCP connections accepted."}),
-		active:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "bastion_ssh_connections_active", Help: "Open connections."}),
-		sessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bastion_ssh_sessions_active", Help: "Open session channels."}),
-		auth:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bastion_auth_total", Help: "Authentication outcomes."}, []string{"method", "result"}),
-		refused:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bastion_refused_total", Help: "Refused channels, requests, commands and subsystems."}, []string{"kind"}),
-		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bastion_commands_total", Help: "Exec commands run."}, []string{"command", "result"}),
-	}
-	if reg != nil {
-		reg.MustRegister(m.conns, m.active, m.sessions, m.auth, m.refused, m.commands)
-	}
-	return m
 }

@@ -49,6 +49,9 @@ type startups struct {
 	lim  startupLimits
 	now  func() time.Time
 	roll func() int // uniform in [0, 100)
+	// refused, if set, is told the reason label of each refusal
+	// ("full", "per_source", "early_drop"); it is called with mu held.
+	refused func(reason string)
 
 	mu        sync.Mutex
 	slots     map[*slot]struct{}
@@ -85,8 +88,11 @@ func (s *startups) admit(sl *slot) (victim *slot, ok bool, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	refuse := func(why string) (*slot, bool, string) {
+	refuse := func(label, why string) (*slot, bool, string) {
 		sl.released = true
+		if s.refused != nil {
+			s.refused(label)
+		}
 		return nil, false, why
 	}
 	penalised := s.penalisedLocked(h, now)
@@ -95,7 +101,7 @@ func (s *startups) admit(sl *slot) (victim *slot, ok bool, why string) {
 	if hard := len(s.slots) - s.preKex; s.lim.Start > 0 && s.lim.Max > s.lim.Start && hard >= s.lim.Start {
 		p := s.lim.Rate + (100-s.lim.Rate)*(hard-s.lim.Start)/(s.lim.Max-s.lim.Start)
 		if s.roll() < p {
-			return refuse("too many connections in authentication (random early drop)")
+			return refuse("early_drop", "too many connections in authentication (random early drop)")
 		}
 	}
 	if s.lim.PerSource > 0 && s.bySource[h] >= s.lim.PerSource {
@@ -103,14 +109,14 @@ func (s *startups) admit(sl *slot) (victim *slot, ok bool, why string) {
 		// shares an address with a flood still gets in.
 		victim = s.pickLocked(now, func(v *slot) bool { return v.source == h })
 		if victim == nil {
-			return refuse("too many unauthenticated connections from " + h)
+			return refuse("per_source", "too many unauthenticated connections from "+h)
 		}
 		s.removeLocked(victim)
 	}
 	if victim == nil && s.lim.Max > 0 && len(s.slots) >= s.lim.Max {
 		victim = s.pickLocked(now, func(v *slot) bool { return !penalised || s.penalisedLocked(v.source, now) })
 		if victim == nil {
-			return refuse("too many unauthenticated connections")
+			return refuse("full", "too many unauthenticated connections")
 		}
 		s.removeLocked(victim)
 	}
@@ -180,6 +186,13 @@ func (s *startups) handshaken(sl *slot) {
 	}
 	sl.kexDone = true
 	s.preKex--
+}
+
+// inUse is how many slots are held.
+func (s *startups) inUse() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.slots)
 }
 
 // release frees sl (on auth success or close); it is idempotent.

@@ -7,8 +7,13 @@
 // the user can end their live sessions. Enter on a locked Resource opens a
 // form that files a just-in-time access request (reason, TTL); reviewers
 // see how many requests wait for them in the header and approve or deny
-// them on the Requests page. It is built from bubbletea models and
-// lipgloss styles; text inputs are hand-rolled (field.go).
+// them on the Requests page. Every page follows the bastion by itself:
+// with a [Watcher] backend, each reported change (a grant, an approval, a
+// request, a session, on any replica) loads what it touches once the
+// burst is over; without one, the pages poll (live.go). `y` shows the
+// selected row's command alone on a line, to copy it (yank.go). It is
+// built from bubbletea models and lipgloss styles; text inputs are
+// hand-rolled (field.go).
 //
 // The package knows nothing about stores, policy or the SSH server: it talks
 // to the small [Backend] interface declared here, and [Run] takes the SSH

@@ -161,6 +161,10 @@ func (m model) requested(msg requestedMsg) (tea.Model, tea.Cmd) {
 	if open {
 		m.closeForm()
 	}
+	if m.filed == nil {
+		m.filed = map[string]string{}
+	}
+	m.filed[msg.resource] = msg.id
 	m.setStatus(true, "request %s filed for %s; a reviewer must approve it", safe(msg.id), msg.resource)
 	return m, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -22,10 +21,12 @@ const (
 // Messages from commands.
 type (
 	resourcesMsg struct {
+		seq   int
 		items []Item
 		err   error
 	}
 	sessionsMsg struct {
+		seq      int
 		sessions []Session
 		err      error
 	}
@@ -61,6 +62,10 @@ type model struct {
 	ticks    int
 	form     reqForm // open over the list while active
 	queue    queue
+	res, ses loads // of the Resources and the sessions; see live.go
+	live     live
+	filed    map[string]string // Resource → the id of the request filed here
+	yank     yank              // the command that y shows, until a key
 
 	status   string
 	statusOK bool // false: status is an error
@@ -83,40 +88,47 @@ func newModel(ctx context.Context, o Options) model {
 		st: newStyles(o.Out, o.Env), now: time.Now,
 		width: w, height: h,
 	}
-	if pw, ok := o.Backend.(PendingWatcher); ok {
-		m.queue.changes = pw.PendingChanges(ctx)
+	if w, ok := o.Backend.(Watcher); ok {
+		m.live.changes = w.Changes(ctx)
 	}
 	return m
 }
 
 func (m model) Init() tea.Cmd {
-	// The pending count shows from the start and follows new requests.
+	// The pending count shows from the start; everything follows the
+	// bastion's changes (live.go).
 	cmds := []tea.Cmd{m.fetchPending(0), m.follow()}
 	if !m.loaded {
-		cmds = append(cmds, m.loadResources())
+		cmds = append(cmds, m.fetchResources(0))
 	}
 	return tea.Batch(cmds...)
 }
 
-func (m model) loadResources() tea.Cmd {
+// loadResources loads the Resources again, as the user asked.
+func (m *model) loadResources() tea.Cmd { return m.fetchResources(m.res.next()) }
+
+func (m model) fetchResources(seq int) tea.Cmd {
 	ctx, b := m.ctx, m.backend
 	return func() tea.Msg {
 		if b == nil {
-			return resourcesMsg{}
+			return resourcesMsg{seq: seq}
 		}
 		items, err := b.Resources(ctx)
-		return resourcesMsg{items: items, err: err}
+		return resourcesMsg{seq: seq, items: items, err: err}
 	}
 }
 
-func (m model) loadSessions() tea.Cmd {
+// loadSessions loads the sessions again, as the user asked.
+func (m *model) loadSessions() tea.Cmd { return m.fetchSessions(m.ses.next()) }
+
+func (m model) fetchSessions(seq int) tea.Cmd {
 	ctx, b := m.ctx, m.backend
 	return func() tea.Msg {
 		if b == nil {
-			return sessionsMsg{}
+			return sessionsMsg{seq: seq}
 		}
 		s, err := b.Sessions(ctx)
-		return sessionsMsg{sessions: s, err: err}
+		return sessionsMsg{seq: seq, sessions: s, err: err}
 	}
 }
 
@@ -160,7 +172,6 @@ func (m *model) refilter() {
 			m.shown = append(m.shown, i)
 		}
 	}
-	m.offset = 0
 	m.scroll()
 }
 
@@ -210,17 +221,19 @@ func (m model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case resourcesMsg:
-		if msg.err != nil {
-			m.setStatus(false, "could not list resources: %v", msg.err)
-			m.loaded = true
+		return m.resourcesLoaded(msg)
+	case sessionsMsg:
+		fresh, more := m.ses.answered(msg.seq)
+		var again tea.Cmd
+		if more {
+			again = m.loadSessions()
+		}
+		if !fresh {
 			return m, nil
 		}
-		m.setItems(msg.items)
-		return m, nil
-	case sessionsMsg:
 		if msg.err != nil {
 			m.setStatus(false, "could not list sessions: %v", msg.err)
-			return m, nil
+			return m, again
 		}
 		m.sessions = append([]Session(nil), msg.sessions...)
 		sort.SliceStable(m.sessions, func(i, j int) bool { return m.sessions[i].Opened.Before(m.sessions[j].Opened) })
@@ -231,7 +244,7 @@ func (m model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.scursor = 0
 		}
 		m.scroll()
-		return m, nil
+		return m, again
 	case killedMsg:
 		if msg.err != nil {
 			m.setStatus(false, "could not end %s: %v", msg.id, msg.err)
@@ -251,8 +264,10 @@ func (m model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tick()
 	case requestedMsg:
 		return m.requested(msg)
-	case pollMsg, pendingMsg, pendingChangedMsg, decidedMsg:
+	case pendingMsg, decidedMsg:
 		return m.requestsUpdate(msg)
+	case changedMsg, debouncedMsg, pollMsg:
+		return m.liveUpdate(msg)
 	case tea.KeyMsg:
 		return m.key(msg)
 	}
@@ -283,6 +298,13 @@ func (m model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if k.Type == tea.KeyCtrlC {
 		return m.quit(Choice{})
 	}
+	if m.yank.cmd != "" {
+		// Any key hides the command; esc only that.
+		m.yank = yank{}
+		if k.Type == tea.KeyEsc {
+			return m, nil
+		}
+	}
 	switch m.page {
 	case pageHelp:
 		switch k.String() {
@@ -307,90 +329,4 @@ func (m model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m.formKey(k)
 	}
 	return m.resourcesKey(k)
-}
-
-func (m model) resourcesKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
-	m.status = ""
-	switch k.Type {
-	case tea.KeyUp, tea.KeyCtrlP:
-		m.cursor--
-	case tea.KeyDown, tea.KeyCtrlN:
-		m.cursor++
-	case tea.KeyPgUp:
-		m.cursor -= m.listHeight()
-	case tea.KeyPgDown:
-		m.cursor += m.listHeight()
-	case tea.KeyHome:
-		m.cursor = 0
-	case tea.KeyEnd:
-		m.cursor = len(m.shown) - 1
-	case tea.KeyTab:
-		return m.toSessions()
-	case tea.KeyEsc:
-		if m.filter != "" {
-			m.filter = ""
-			m.refilter()
-		}
-		return m, nil
-	case tea.KeyBackspace, tea.KeyCtrlH:
-		if r := []rune(m.filter); len(r) > 0 {
-			m.filter = string(r[:len(r)-1])
-			m.refilter()
-		}
-		return m, nil
-	case tea.KeyCtrlU:
-		m.filter = ""
-		m.refilter()
-		return m, nil
-	case tea.KeyCtrlW:
-		f := strings.TrimRight(m.filter, " ")
-		if i := strings.LastIndexByte(f, ' '); i >= 0 {
-			m.filter = f[:i+1]
-		} else {
-			m.filter = ""
-		}
-		m.refilter()
-		return m, nil
-	case tea.KeyCtrlR:
-		return m, m.loadResources()
-	case tea.KeyEnter:
-		return m.enter()
-	case tea.KeySpace:
-		if m.filter != "" {
-			m.filter += " "
-			m.refilter()
-		}
-		return m, nil
-	case tea.KeyRunes:
-		if k.Alt {
-			return m, nil
-		}
-		s := string(k.Runes)
-		if m.filter == "" && !k.Paste {
-			switch s {
-			case "q":
-				return m.quit(Choice{})
-			case "s":
-				return m.toSessions()
-			case "r":
-				return m.toRequests()
-			}
-		}
-		if s == "?" && !k.Paste {
-			m.page, m.back = pageHelp, pageResources
-			return m, nil
-		}
-		s = strings.Map(func(r rune) rune {
-			if r < ' ' || r == 0x7f {
-				return -1
-			}
-			return r
-		}, s)
-		m.filter += s
-		m.refilter()
-		return m, nil
-	}
-	m.cursor = min(max(m.cursor, 0), max(len(m.shown)-1, 0))
-	m.scroll()
-	return m, nil
 }

@@ -10,11 +10,6 @@ import (
 	"github.com/charmbracelet/x/ansi"
 )
 
-// pollEvery is how often the pending count is refreshed in the
-// background when the Backend is no PendingWatcher (or its channel
-// closed): one Pending call at a time, never more often.
-const pollEvery = 5 * time.Second
-
 // queue is the reviewer's page: the pending requests of others the user
 // may decide, and the count in the header.
 type queue struct {
@@ -23,14 +18,7 @@ type queue struct {
 	err    string // why the last load failed
 
 	cursor, offset int
-	// issued numbers the loads; got is the newest applied, so that a slow
-	// answer never overwrites a newer one.
-	issued, got int
-	// changes reports pending changes (PendingWatcher); nil: poll. dirty
-	// is set when a change came while a load was in flight: one more load
-	// follows it.
-	changes <-chan struct{}
-	dirty   bool
+	loads          // of the pending requests; see live.go
 
 	// deciding is "approve" or "deny" while the reason prompt is open for
 	// the request target.
@@ -49,17 +37,11 @@ type (
 		approve bool
 		err     error
 	}
-	pollMsg struct{}
 )
-
-func poll() tea.Cmd {
-	return tea.Tick(pollEvery, func(time.Time) tea.Msg { return pollMsg{} })
-}
 
 // loadPending asks the backend for the queue.
 func (m *model) loadPending() tea.Cmd {
-	m.queue.issued++
-	return m.fetchPending(m.queue.issued)
+	return m.fetchPending(m.queue.next())
 }
 
 func (m model) fetchPending(seq int) tea.Cmd {
@@ -92,23 +74,13 @@ func (m model) queueHeight() int {
 // requestsUpdate handles the messages of the queue.
 func (m model) requestsUpdate(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
-	case pollMsg:
-		// Skip the round when an answer is still due: at most one load
-		// in flight from polling, however slow the backend.
-		if m.queue.issued == m.queue.got {
-			return m, tea.Batch(poll(), m.loadPending())
-		}
-		return m, poll()
-	case pendingChangedMsg:
-		return m.pendingChanged(msg)
 	case pendingMsg:
-		if msg.seq < m.queue.got {
+		fresh, more := m.queue.answered(msg.seq)
+		if !fresh {
 			return m, nil
 		}
-		m.queue.got = msg.seq
 		var again tea.Cmd
-		if m.queue.dirty && m.queue.issued == m.queue.got {
-			m.queue.dirty = false
+		if more {
 			again = m.loadPending()
 		}
 		if msg.err != nil {
@@ -192,6 +164,8 @@ func (m model) queueKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case tea.KeyCtrlR:
 		m.status = ""
 		return m, m.loadPending()
+	case tea.KeyCtrlY:
+		return m.yankRow()
 	case tea.KeyRunes:
 		switch string(k.Runes) {
 		case "q":
@@ -202,6 +176,8 @@ func (m model) queueKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		case "r":
 			m.status = ""
 			return m, m.loadPending()
+		case "y":
+			return m.yankRow()
 		case "a", "d":
 			if q.cursor >= 0 && q.cursor < len(q.items) {
 				q.deciding, q.target = "approve", q.items[q.cursor].ID
@@ -302,7 +278,7 @@ func (m model) queueView() []string {
 		p := fmt.Sprintf(" %s %s, reason (optional): ", q.deciding, q.target)
 		return append(lines, st.key.Render(p)+st.filter.Render(q.prompt.view(m.width-ansi.StringWidth(p), true)))
 	}
-	keys := "up/down move · a approve · d deny · r refresh · tab/esc back · ? help · q quit"
+	keys := m.keys([]string{"up/down move", "a approve", "d deny", "y command", "r refresh", "tab/esc back"})
 	if m.status != "" && !m.statusOK && m.detailHeight() > 0 {
 		// The detail pane shows the whole refusal; the keys stay.
 		return append(lines, m.st.dim.Render(fit(" "+keys, m.width)))

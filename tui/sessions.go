@@ -2,15 +2,18 @@ package tui
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
 )
 
 // sessionsHeight is how many sessions fit: the header, the title, the
-// column titles and the footer take one line each.
+// column titles and the footer take one line each, the detail pane the
+// rest.
 func (m model) sessionsHeight() int {
-	return max(m.height-4, 1)
+	return max(m.height-4-m.detailHeight(), 1)
 }
 
 func (m model) sessionsKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
@@ -30,6 +33,11 @@ func (m model) sessionsKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case tea.KeyTab, tea.KeyEsc:
 		m.page, m.status = pageResources, ""
 		return m, nil
+	case tea.KeyCtrlR:
+		m.status = ""
+		return m, m.loadSessions()
+	case tea.KeyCtrlY:
+		return m.yankRow()
 	case tea.KeyRunes:
 		switch string(k.Runes) {
 		case "q":
@@ -40,6 +48,8 @@ func (m model) sessionsKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		case "r":
 			m.status = ""
 			return m, m.loadSessions()
+		case "y":
+			return m.yankRow()
 		case "k", "x":
 			if m.scursor >= 0 && m.scursor < len(m.sessions) {
 				id := m.sessions[m.scursor].ID
@@ -53,16 +63,36 @@ func (m model) sessionsKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
-func sessionWidths(width int) []int {
-	// ID KIND RESOURCE TARGET TTL IN/OUT, after the 2-cell cursor.
-	avail := width - 2 - 5
-	id := max(avail*14/100, 6)
-	kind := 4
-	res := max(avail*22/100, 6)
-	target := max(avail*22/100, 6)
-	ttl := 8
-	io := max(avail-id-kind-res-target-ttl, 0)
-	return []int{id, kind, res, target, ttl, io}
+var sessionTitles = []string{"ID", "KIND", "RESOURCE", "TARGET", "TTL LEFT", "IN/OUT"}
+
+// sessionCells are the cells of one session's row, made safe.
+func sessionCells(s Session, now time.Time) []string {
+	return []string{safe(s.ID), safe(s.Kind), safe(s.Resource), safe(s.Target), ttlLeft(s.Expires, now),
+		humanBytes(s.BytesIn) + " / " + humanBytes(s.BytesOut)}
+}
+
+// sessionWidths size the columns to their content: ids and kinds are
+// always whole (they are typed into `sessions kill`), and so are the TTL
+// and byte counts; the resource and the target share what is left, cut
+// only when both do not fit. On a terminal too narrow even for the whole
+// ids, the row runs past the right edge rather than cutting them.
+func sessionWidths(width int, rows [][]string) []int {
+	w := make([]int, len(sessionTitles))
+	for i, t := range sessionTitles {
+		w[i] = ansi.StringWidth(t)
+	}
+	for _, r := range rows {
+		for i, c := range r {
+			w[i] = max(w[i], ansi.StringWidth(c))
+		}
+	}
+	// After the 2-cell cursor and the 5 spaces between the columns.
+	rest := width - 2 - 5 - w[0] - w[1] - w[4] - w[5]
+	if res, target := w[2], w[3]; res+target > rest {
+		w[2] = max(rest*res/(res+target), min(res, 8))
+		w[3] = max(rest-w[2], min(target, 8))
+	}
+	return w
 }
 
 func (m model) sessionsView() []string {
@@ -70,24 +100,36 @@ func (m model) sessionsView() []string {
 	lines := []string{m.header()}
 	title := fmt.Sprintf(" Your live sessions: %d", len(m.sessions))
 	lines = append(lines, title)
-	widths := sessionWidths(m.width)
-	lines = append(lines, st.colHead.Render(fit("  "+row([]string{"ID", "KIND", "RESOURCE", "TARGET", "TTL LEFT", "IN/OUT"}, widths), m.width)))
+	now := m.now()
+	cells := make([][]string, len(m.sessions))
+	for i, s := range m.sessions {
+		cells[i] = sessionCells(s, now)
+	}
+	widths := sessionWidths(m.width, cells)
+	// The rows are made safe already: row would escape the escapes.
+	line := func(c []string) string {
+		parts := make([]string, len(c))
+		for i, s := range c {
+			parts[i] = fit(s, widths[i])
+		}
+		return strings.Join(parts, " ")
+	}
+	lines = append(lines, st.colHead.Render(fit("  "+line(sessionTitles), m.width)))
 	rows := m.sessionsHeight()
 	if len(m.sessions) == 0 {
 		lines = append(lines, st.dim.Render(" You have no live session."))
 	}
-	now := m.now()
 	for i := m.soffset; i < len(m.sessions) && i < m.soffset+rows; i++ {
-		s := m.sessions[i]
 		cur := "  "
 		if i == m.scursor {
 			cur = "> "
 		}
-		text := fit(cur+row([]string{
-			s.ID, s.Kind, s.Resource, s.Target,
-			ttlLeft(s.Expires, now),
-			humanBytes(s.BytesIn) + " / " + humanBytes(s.BytesOut),
-		}, widths), m.width)
+		// fit pads to the width; a row wider than it keeps its ids whole
+		// and the view clips what is past the edge.
+		text := cur + line(cells[i])
+		if ansi.StringWidth(text) < m.width {
+			text = fit(text, m.width)
+		}
 		if i == m.scursor {
 			text = st.selected.Render(text)
 		}
@@ -96,7 +138,53 @@ func (m model) sessionsView() []string {
 	for len(lines) < 3+rows {
 		lines = append(lines, "")
 	}
-	return append(lines, m.footer("up/down move · k/x end session · r refresh · tab/esc back · ? help · q quit"))
+	lines = append(lines, m.sessionDetail()...)
+	return append(lines, m.footer(m.keys([]string{"up/down move", "k/x end session", "y command", "r/ctrl-r refresh", "tab/esc back"})))
+}
+
+// sessionDetail is the pane under the sessions: the selected one whole,
+// and the command that ends it.
+func (m model) sessionDetail() []string {
+	h := m.detailHeight()
+	if h == 0 {
+		return nil
+	}
+	st := m.st
+	ok := m.scursor >= 0 && m.scursor < len(m.sessions)
+	title := "─"
+	var s Session
+	if ok {
+		s = m.sessions[m.scursor]
+		title = "─ " + safe(s.ID) + " "
+	}
+	lines := []string{st.rule.Render(title + strings.Repeat("─", max(m.width-ansi.StringWidth(title), 0)))}
+	if ok {
+		info := safe(s.Kind) + " on " + safe(s.Resource)
+		if s.Target != "" {
+			info += " as " + safe(s.Target)
+		}
+		if !s.Opened.IsZero() {
+			info += " · opened " + s.Opened.Local().Format("15:04:05")
+		}
+		switch t := ttlLeft(s.Expires, m.now()); t {
+		case "-":
+		case "expired":
+			info += " · expired"
+		default:
+			info += " · " + t + " left"
+		}
+		for _, l := range wrap(info, m.width-2) {
+			lines = append(lines, " "+st.dim.Render(l))
+		}
+		lines = append(lines, " "+st.label.Render(fit("End", 8))+" "+st.cmd.Render(m.hostOr()+" sessions kill "+safe(s.ID)))
+	}
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	for len(lines) < h {
+		lines = append(lines, "")
+	}
+	return lines
 }
 
 // ttlLeft is how long until expires, e.g. "1h02m", "12m03s", "expired".

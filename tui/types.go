@@ -27,14 +27,27 @@ type Backend interface {
 	Decide(ctx context.Context, id string, approve bool, reason string) error
 }
 
-// PendingWatcher may be implemented by a Backend whose pending requests
-// change behind the TUI's back (another reviewer, another replica): the
-// pending count then follows those changes instead of polling.
-type PendingWatcher interface {
-	// PendingChanges returns a channel that receives whenever the pending
-	// requests may have changed and closes when ctx ends (or the backend
-	// can no longer tell); nil when it cannot tell at all.
-	PendingChanges(ctx context.Context) <-chan struct{}
+// What says what may have changed behind the TUI's back: a bit set.
+type What uint8
+
+// The kinds of change a Watcher reports.
+const (
+	ChangedResources What = 1 << iota // grants, Resources, the policy model
+	ChangedSessions                   // live sessions
+	ChangedRequests                   // access requests: the pending count
+	ChangedAll       = ChangedResources | ChangedSessions | ChangedRequests
+)
+
+// Watcher may be implemented by a Backend whose data changes behind the
+// TUI's back (an approval, a grant, another reviewer, a session on any
+// replica): the picker, the Sessions page and the pending count then
+// follow those changes instead of polling.
+type Watcher interface {
+	// Changes returns a channel that receives what may have changed and
+	// closes when ctx ends (or the backend can no longer tell); nil when
+	// it cannot tell at all. The sender never blocks: a value that waits
+	// unread takes in the next changes (bits ORed).
+	Changes(ctx context.Context) <-chan What
 }
 
 // Request is a pending access request as the reviewer's queue shows it.

@@ -46,6 +46,7 @@ func (m model) View() string {
 			lines = m.resourcesView()
 		}
 	}
+	lines = m.withYank(lines)
 	if len(lines) > m.height {
 		lines = lines[:m.height]
 	}
@@ -95,6 +96,18 @@ func (m model) footer(keys string) string {
 		return m.st.errText.Render(fit(" "+safe(m.status), m.width))
 	}
 	return m.st.dim.Render(fit(" "+keys, m.width))
+}
+
+// keys are the key hints of a footer, as many of hints as fit the width,
+// most useful first; "? help" and "q quit" always show.
+func (m model) keys(hints []string) string {
+	tail := []string{"? help", "q quit"}
+	for n := len(hints); n > 0; n-- {
+		if s := strings.Join(append(hints[:n:n], tail...), " · "); 1+ansi.StringWidth(s) <= m.width {
+			return s
+		}
+	}
+	return strings.Join(tail, " · ")
 }
 
 // resourceWidths are the widths of NAME, KIND, PROJECT and LABELS after the
@@ -160,7 +173,11 @@ func (m model) resourcesView() []string {
 		lines = append(lines, "")
 	}
 	lines = append(lines, m.detailView()...)
-	return append(lines, m.footer("type to filter · enter open · tab sessions · r requests · ? help · q quit"))
+	hints := []string{"enter open", "y command", "ctrl-r refresh", "tab sessions", "r requests", "type to filter"}
+	if m.filter != "" {
+		hints = []string{"enter open", "ctrl-y command", "ctrl-r refresh", "esc clear", "tab sessions"}
+	}
+	return append(lines, m.footer(m.keys(hints)))
 }
 
 // detailView is the pane under the list: what the selected Resource is and
@@ -195,6 +212,10 @@ func (m model) detailView() []string {
 		for _, hw := range connectLines(m.host, it) {
 			// The commands and sentences quote the Resource's name.
 			hw.text, hw.cmd = safe(hw.text), safe(hw.cmd)
+			if id := m.filed[it.Name]; id != "" && hw.cmd == "" && !it.Reachable {
+				// Filed here: it unlocks by itself once approved.
+				hw.text = fmt.Sprintf("Request %s is pending: %s unlocks here once approved.", safe(id), safe(it.Name))
+			}
 			switch {
 			case hw.cmd == "" && !it.Reachable:
 				lines = append(lines, " "+st.status.Render(hw.text))
@@ -225,18 +246,19 @@ func (m model) helpView() []string {
 		k("backspace / esc", "edit / clear the filter (ctrl-u clears, ctrl-w a word)"),
 		k("up/down ctrl-p/n", "move (pgup, pgdown, home, end)"),
 		k("enter", "open a shell on an ssh Resource; locked: request access"),
-		k("ctrl-r", "reload the Resources"),
+		k("y", "print the row's command, to copy; ctrl-y while filtering"),
+		k("ctrl-r", "reload now; the pages also follow changes by themselves"),
 		k("tab, s / r", "Sessions / Requests to review (s, r: empty filter)"),
 		"",
 		" Sessions",
 		k("up/down ctrl-p/n", "move"),
 		k("k, x", "end the selected session"),
-		k("r", "refresh"),
+		k("r, ctrl-r", "refresh"),
 		k("tab, esc", "back to the Resources"),
 		"",
 		" Requests to review",
 		k("a, d", "approve, deny the selected one (asks an optional reason)"),
-		k("r", "refresh; the header counts what is pending"),
+		k("r, ctrl-r", "refresh; the header counts what is pending"),
 		"",
 		k("?", "this help; esc goes back"),
 		k("q, ctrl-c", "quit (q only when the filter is empty)"),

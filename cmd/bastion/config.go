@@ -101,6 +101,14 @@ type Config struct {
 		MaxTTL        time.Duration            `yaml:"max_ttl"`
 		ProjectMaxTTL map[string]time.Duration `yaml:"project_max_ttl"`
 	} `yaml:"requests"`
+	// SSHCertificates: the certificates `cert` signs with the bastion's
+	// user CA, for targets reached by ProxyJump that trust that CA rather
+	// than the user's key. TTL is their validity unless --ttl asks
+	// otherwise, never more than MaxTTL.
+	SSHCertificates struct {
+		TTL    time.Duration `yaml:"ttl"`
+		MaxTTL time.Duration `yaml:"max_ttl"`
+	} `yaml:"ssh_certificates"`
 	// OIDC: device-flow logins for people without a registered key.
 	OIDC authn.OIDCConfig `yaml:"oidc"`
 	// UserCAKeys are the CAs (authorized_keys lines) whose OpenSSH user
@@ -139,6 +147,8 @@ func defaultConfig() Config {
 	c.Sessions.MaxTTL = 4 * time.Hour
 	c.Sessions.IdleTimeout = 15 * time.Minute
 	c.Forward.DialTimeout = 10 * time.Second
+	c.SSHCertificates.TTL = 10 * time.Minute
+	c.SSHCertificates.MaxTTL = time.Hour
 	return c
 }
 
@@ -226,6 +236,9 @@ func (c *Config) validate() error {
 	if c.Sessions.TTL > c.Sessions.MaxTTL {
 		return fmt.Errorf("sessions.ttl %s is above sessions.max_ttl %s", c.Sessions.TTL, c.Sessions.MaxTTL)
 	}
+	if err := c.validateSSHCertificates(); err != nil {
+		return err
+	}
 	if err := c.validateResourcePolicy(); err != nil {
 		return err
 	}
@@ -253,6 +266,25 @@ func (c *Config) validate() error {
 				return fmt.Errorf("resources[%d] (%s): kube: give credentials or kubeconfig/context/in_cluster, not both", i, r.Name)
 			}
 		}
+	}
+	return nil
+}
+
+// maxCertTTL bounds ssh_certificates.max_ttl: targets cannot ask the
+// bastion whether a certificate was revoked, so its validity is all that
+// limits a stolen one.
+const maxCertTTL = 24 * time.Hour
+
+func (c *Config) validateSSHCertificates() error {
+	sc := c.SSHCertificates
+	if sc.TTL <= 0 || sc.MaxTTL <= 0 {
+		return fmt.Errorf("ssh_certificates: ttl and max_ttl must be positive")
+	}
+	if sc.TTL > sc.MaxTTL {
+		return fmt.Errorf("ssh_certificates.ttl %s is above ssh_certificates.max_ttl %s", sc.TTL, sc.MaxTTL)
+	}
+	if sc.MaxTTL > maxCertTTL {
+		return fmt.Errorf("ssh_certificates.max_ttl %s is above %s: targets cannot check revocations, so validity is all that limits a stolen certificate", sc.MaxTTL, maxCertTTL)
 	}
 	return nil
 }

@@ -12,7 +12,7 @@ func TestDevConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != ":2222" || c.Auth.MaxAuthTries != 6 || c.Sessions.MaxTTL != 4*time.Hour || len(c.Resources) == 0 {
+	if c.Listen != "127.0.0.1:2222" || c.Auth.MaxAuthTries != 6 || c.Sessions.MaxTTL != 4*time.Hour || len(c.Resources) == 0 {
 		t.Fatalf("dev config = %+v", c)
 	}
 }
@@ -25,6 +25,9 @@ func TestConfigRejectsMistakes(t *testing.T) {
 		"sessions:\n  ttl: 5h\n  max_ttl: 4h\n":       "max_ttl",
 		"auth:\n  pre_auth_timeout: -1s\n":            "pre_auth_timeout",
 		"listen: [\n":                                 "yaml",
+		"ssh_certificates:\n  ttl: 2h\n":              "ssh_certificates.ttl",
+		"ssh_certificates:\n  max_ttl: 48h\n":         "ssh_certificates.max_ttl",
+		"ssh_certificates:\n  ttl: 0s\n":              "ssh_certificates",
 	} {
 		_, err := parseConfig([]byte(src))
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -354,7 +354,7 @@ func compareStores(ctx context.Context, src, dst *migSide, have inventory) ([]mi
 		if !ok {
 			return "none"
 		}
-		return fmt.Sprintf("seq %d %.16s", c.Seq, c.Hash)
+		return fmt.Sprintf("seq %d %s", c.Seq, c.Hash)
 	}
 	rows = append(rows, migRow{"audit checkpoint", cpText(have.cp, have.hasCP), cpText(got.cp, got.hasCP),
 		have.hasCP == got.hasCP && have.cp.Same(got.cp)})
@@ -362,7 +362,7 @@ func compareStores(ctx context.Context, src, dst *migSide, have inventory) ([]mi
 		if !ok {
 			return "none"
 		}
-		return fmt.Sprintf("seq %d %.16s", e.Seq, e.Hash)
+		return fmt.Sprintf("seq %d %s", e.Seq, e.Hash)
 	}
 	rows = append(rows, migRow{"audit head", headText(have.head, have.hasHead), headText(got.head, got.hasHead),
 		have.hasHead == got.hasHead && have.head.Seq == got.head.Seq && have.head.Hash == got.head.Hash})

@@ -44,12 +44,12 @@ func (m modelStore) LatestModel(ctx context.Context) (store.ModelVersion, bool, 
 
 // newPolicy builds the engine over tuples (the cache in front of the
 // store), with the stored model or the default one.
-func newPolicy(ctx context.Context, st store.Store, tuples policy.TupleReader, log *slog.Logger) (*policy.Engine, error) {
+func newPolicy(ctx context.Context, st store.Store, tuples policy.TupleReader, log *slog.Logger, opts ...policy.Option) (*policy.Engine, error) {
 	m, err := startModel(ctx, st, log)
 	if err != nil {
 		return nil, err
 	}
-	return policy.New(m, tuples), nil
+	return policy.New(m, tuples, opts...), nil
 }
 
 // startModel picks the model to start on: the newest stored version, or

@@ -19,6 +19,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/sshbastion/bastion/audit"
+	"github.com/sshbastion/bastion/policy"
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/store/tuplecache"
 	"github.com/sshbastion/bastion/subsystems"
@@ -91,6 +92,7 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	}
 	defer st.Close()
 	reg := newRegistry()
+	metrics := newMetricSet(reg)
 	alog, err := newAudit(st, reg, log)
 	if err != nil {
 		return err
@@ -108,7 +110,7 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	// what it touched.
 	cache := tuplecache.New(st, tuplecache.Options{Feed: st, Logger: log})
 	defer cache.Close()
-	engine, err := newPolicy(ctx, st, cache, log)
+	engine, err := newPolicy(ctx, st, cache, log, policy.WithMetrics(metrics.policy))
 	if err != nil {
 		return err
 	}
@@ -127,7 +129,7 @@ func serve(ctx context.Context, cfg Config, admin string, adminKeys []string) er
 	if err != nil {
 		return err
 	}
-	mods, err := newModules(ctx, moduleDeps{cfg: cfg, host: host, st: st, cache: cache, engine: engine, alog: alog, guard: guard, log: log})
+	mods, err := newModules(ctx, moduleDeps{cfg: cfg, host: host, st: st, cache: cache, engine: engine, alog: alog, guard: guard, log: log, metrics: metrics})
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ type storeWatch struct {
 	endAll func(reason string)
 	log    *slog.Logger
 	every  time.Duration
+	health *storeHealth // bastion_store_up (nil: not exported)
 }
 
 func (w storeWatch) run(ctx context.Context) {
@@ -41,6 +42,7 @@ func (w storeWatch) run(ctx context.Context) {
 		rctx, cancel := context.WithTimeout(ctx, w.every*2)
 		_, err := w.feed.Rev(rctx)
 		cancel()
+		w.health.checked(err)
 		switch {
 		case err == nil:
 			if !downSince.IsZero() {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	gossh "golang.org/x/crypto/ssh"
+
 	"github.com/sshbastion/bastion/audit"
 	"github.com/sshbastion/bastion/policy"
 	"github.com/sshbastion/bastion/store"
@@ -32,6 +34,8 @@ type moduleDeps struct {
 	alog   *audit.Log
 	guard  *netguard.Guard
 	log    *slog.Logger
+	// metrics are the modules' series (nil: none are counted).
+	metrics *metricSet
 }
 
 // modules are the registered features and the loops they run.
@@ -39,7 +43,10 @@ type modules struct {
 	table    *subsystems.Table
 	sessions *sessions.Manager
 	kubes    *kube.Module
-	stops    []func()
+	// userCA is the bastion's own user CA, which user_ca_keys may not
+	// list (see newServer).
+	userCA gossh.PublicKey
+	stops  []func()
 }
 
 // stop ends the background loops, last started first.
@@ -60,19 +67,23 @@ func (m *modules) background(fn func(context.Context)) {
 // newModules builds every module and registers it in one table.
 func newModules(ctx context.Context, d moduleDeps) (*modules, error) {
 	cfg, st, engine, alog, log := d.cfg, d.st, d.engine, d.alog, d.log
+	ms := d.metrics
+	if ms == nil {
+		ms = &metricSet{}
+	}
 	m := &modules{table: subsystems.NewTable()}
 	// Sessions follow the change feed: a kill, a removed grant or a model
 	// change on any replica cuts what this replica holds, and the sessions
 	// of a replica whose lease expired end as "replica lost".
 	m.sessions = sessions.New(sessions.Config{TTL: cfg.Sessions.TTL, MaxTTL: cfg.Sessions.MaxTTL, IdleTimeout: cfg.Sessions.IdleTimeout,
-		ReplicaID: cfg.ReplicaID, Feed: st, Replicas: replicasOf(st, log)}, st, engine, alog, log)
+		ReplicaID: cfg.ReplicaID, Feed: st, Replicas: replicasOf(st, log), Metrics: ms.sessions}, st, engine, alog, log)
 	if err := m.sessions.Join(ctx); err != nil {
 		return nil, fmt.Errorf("joining the replicas: %w", err)
 	}
 	m.background(m.sessions.Run)
 	m.background(func(ctx context.Context) { followModel(ctx, st, engine, m.sessions, log) })
 	m.background(storeWatch{feed: st, grace: cfg.Store.LostGrace, cut: cfg.Store.LostMode != "best_effort",
-		endAll: m.sessions.EndAll, log: log}.run)
+		endAll: m.sessions.EndAll, log: log, health: ms.store}.run)
 	tuples := d.cache
 
 	ca, err := hostshell.LoadOrCreateCA(ctx, st)
@@ -80,23 +91,25 @@ func newModules(ctx context.Context, d moduleDeps) (*modules, error) {
 		m.stop()
 		return nil, fmt.Errorf("user CA: %w", err)
 	}
+	m.userCA = ca.Key()
 	kubeCreds, kubeCredNames := kubeCredentials(cfg)
-	shells := hostshell.New(hostshell.Config{Host: d.host, DialTimeout: cfg.Forward.DialTimeout, Dialer: d.guard}, st, engine, m.sessions, alog, ca, st, st, log)
+	shells := hostshell.New(hostshell.Config{Host: d.host, DialTimeout: cfg.Forward.DialTimeout, Dialer: d.guard, Feed: st}, st, engine, m.sessions, alog, ca, st, st, log)
 	m.kubes, err = kube.New(kube.Config{Host: d.host, UserPrefix: cfg.Kube.UserPrefix, GroupPrefix: cfg.Kube.GroupPrefix,
-		Credentials: kubeCreds, Dialer: d.guard, Tokens: st, Feed: st, Secrets: st}, st, engine, m.sessions, alog, log)
+		Credentials: kubeCreds, Dialer: d.guard, Tokens: st, Feed: st, Secrets: st, Metrics: ms.kube}, st, engine, m.sessions, alog, log)
 	if err != nil {
 		m.stop()
 		return nil, err
 	}
 	reqs := requests.New(requests.Config{Host: d.host, DefaultTTL: cfg.Requests.DefaultTTL, MaxTTL: cfg.Requests.MaxTTL,
-		ProjectMaxTTL: cfg.Requests.ProjectMaxTTL, Feed: st}, st, engine, tuples, alog, log)
+		ProjectMaxTTL: cfg.Requests.ProjectMaxTTL, Feed: st, Metrics: ms.requests}, st, engine, tuples, alog, log)
 	m.background(reqs.Run)
 	shells.SetRequests(reqs)
 	mods := []subsystems.Module{
-		forward.New(forward.Config{DialTimeout: cfg.Forward.DialTimeout, Host: d.host, Kube: m.kubes, Dialer: d.guard}, st, engine, m.sessions, alog, log),
+		forward.New(forward.Config{DialTimeout: cfg.Forward.DialTimeout, Host: d.host, Kube: m.kubes, Dialer: d.guard, Metrics: ms.forward},
+			st, engine, m.sessions, alog, log),
 		m.kubes,
 		shells,
-		sftpsub.New(sftpsub.Config{Host: d.host}, st, engine, m.sessions, alog, shells, log),
+		sftpsub.New(sftpsub.Config{Host: d.host, Metrics: ms.sftp}, st, engine, m.sessions, alog, shells, log),
 		commands.New(commands.Deps{
 			Accounts:        st,
 			Audit:           auditService{alog, st},
@@ -111,6 +124,7 @@ func newModules(ctx context.Context, d moduleDeps) (*modules, error) {
 			SessionRecords:  st,
 			CertRevocations: st,
 			Requests:        reqs,
+			Certs:           commands.CertIssuing{Signer: ca, TTL: cfg.SSHCertificates.TTL, MaxTTL: cfg.SSHCertificates.MaxTTL},
 			Host:            d.host,
 			ResourceRules: commands.ResourceRules{Addresses: d.guard, Logins: cfg.ResourcePolicy.Logins,
 				KubeCredentials: kubeCredNames},

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -24,17 +26,39 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// newAudit opens the hash-chained log over st; events that could not be
-// made durable for actions that already happened are counted.
+// newAudit opens the hash-chained log over st; its appends, failures,
+// commits and the events that could not be made durable for actions that
+// already happened (bastion_audit_lost_events_total) are counted in reg.
 func newAudit(st store.AuditLog, reg prometheus.Registerer, log *slog.Logger) (*audit.Log, error) {
-	lost := prometheus.NewCounter(prometheus.CounterOpts{Name: "bastion_audit_lost_events_total",
-		Help: "Audit events that could not be made durable for actions that had already happened."})
-	reg.MustRegister(lost)
-	alog, err := audit.New(st, audit.Options{Logger: log, LostEvents: lost})
+	if err := checkAuditTail(st); err != nil {
+		return nil, err
+	}
+	m := audit.NewMetrics()
+	reg.MustRegister(m.Collectors()...)
+	alog, err := audit.New(st, audit.Options{Logger: log, Metrics: m})
 	if err != nil {
 		return nil, fmt.Errorf("opening the audit log: %w", err)
 	}
 	return alog, nil
+}
+
+// checkAuditTail refuses to start on a log whose newest events do not
+// verify, or whose stored head names events that are gone: a damaged
+// store file must not let the bastion start quietly with a block of its
+// history missing, and chain new events onto it. It reads the last
+// audit.DefaultTailEvents events; `audit verify` stays the full check.
+func checkAuditTail(st store.AuditLog) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := audit.VerifyTail(ctx, st, audit.DefaultTailEvents)
+	if err != nil {
+		return fmt.Errorf("checking the audit log's newest events: %w", err)
+	}
+	if !rep.OK {
+		return fmt.Errorf("the audit log is BROKEN at seq %d: %s. The bastion does not append to a broken chain: "+
+			"restore the store from a backup (or move it aside to start a new log) and start again", rep.BrokenSeq, rep.Reason)
+	}
+	return nil
 }
 
 // newGuard is the address guard: Resources made over ssh never reach the
@@ -85,6 +109,13 @@ func newServer(cfg Config, mods *modules, st store.Store, alog *audit.Log, hostK
 			k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line))
 			if err != nil {
 				return nil, fmt.Errorf("user_ca_keys[%d]: %v", i, err)
+			}
+			// The bastion's own CA signs the certificates `cert` hands out,
+			// whose principals are target logins (root, shared accounts):
+			// trusted here, one would log in as the bastion user of that
+			// name.
+			if mods.userCA != nil && bytes.Equal(k.Marshal(), mods.userCA.Marshal()) {
+				return nil, fmt.Errorf("user_ca_keys[%d] is the bastion's own user CA (`ca`), which signs target logins, not bastion users; remove it", i)
 			}
 			certs.CAs = append(certs.CAs, k)
 		}

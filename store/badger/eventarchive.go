@@ -78,7 +78,7 @@ func (s *Store) PutCheckpoint(ctx context.Context, prev, c store.Checkpoint) err
 			return fmt.Errorf("badger: audit checkpoint at seq %d: %w", c.Seq, err)
 		}
 		if e.Hash != c.Hash {
-			return fmt.Errorf("badger: audit checkpoint at seq %d has hash %.16s…, the stored event %.16s…", c.Seq, c.Hash, e.Hash)
+			return fmt.Errorf("badger: audit checkpoint at seq %d has hash %s, the stored event %s", c.Seq, c.Hash, e.Hash)
 		}
 		return putJSON(txn, keyCheckpoint, c)
 	})

@@ -79,6 +79,17 @@ func (s *Store) commitEvents(evs []store.Event, vals [][]byte) error {
 			return appendErr(err)
 		}
 	}
+	// The head, written with the events it ends on, is what lets a start
+	// tell a log whose last events were lost (a damaged file) from one
+	// that simply ends there (see AuditHead).
+	last := evs[len(evs)-1]
+	if err := txn.Set([]byte(keyAuditHead), headValue(last.Seq, last.Hash)); err != nil {
+		if errors.Is(err, bdb.ErrTxnTooBig) && len(evs) > 1 {
+			txn.Discard()
+			return s.commitSplit(evs, vals, len(evs)/2)
+		}
+		return appendErr(err)
+	}
 	// The mutex makes this the only writer of event keys, so there is no
 	// conflict to retry; Commit is durable (SyncWrites).
 	if err := txn.Commit(); err != nil {
@@ -89,8 +100,8 @@ func (s *Store) commitEvents(evs []store.Event, vals [][]byte) error {
 		}
 		return appendErr(err)
 	}
-	last := copyEvent(evs[len(evs)-1])
-	s.last = &last
+	stored := copyEvent(last)
+	s.last = &stored
 	return nil
 }
 

@@ -87,7 +87,7 @@ func (s *Store) PutCheckpoint(ctx context.Context, prev, c store.Checkpoint) err
 			return fmt.Errorf("etcd: decode event %d: %w", c.Seq, err)
 		}
 		if e.Hash != c.Hash {
-			return fmt.Errorf("etcd: audit checkpoint at seq %d has hash %.16s…, the stored event %.16s…", c.Seq, c.Hash, e.Hash)
+			return fmt.Errorf("etcd: audit checkpoint at seq %d has hash %s, the stored event %s", c.Seq, c.Hash, e.Hash)
 		}
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.k(eventKey(c.Seq))), "=", resp.Kvs[0].ModRevision))
 	}

@@ -67,7 +67,7 @@ func newAuditArchive(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.errOut, "archived %d events (seq %d..%d, ending on %.16s…) and removed %d from the store; "+
+			fmt.Fprintf(e.errOut, "archived %d events (seq %d..%d, ending on %s) and removed %d from the store; "+
 				"the live log continues from checkpoint seq %d.\nKeep the segment, and check it: %s audit verify --segment - < FILE\n",
 				rep.Count, rep.FirstSeq, rep.LastSeq, rep.LastHash, rep.Removed, rep.Checkpoint.Seq, e.deps.Host)
 			return nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -35,12 +36,19 @@ func newModelShow(e *env) *cobra.Command {
 		Use: "show [--version N]", Short: "Print the model in force, or a stored version of it", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if version == 0 {
-				fmt.Fprint(e.out, e.deps.Policy.Model().Source())
+				src := e.deps.Policy.Model().Source()
+				if e.output == "json" {
+					return e.render(modelJSON{Source: src, InForce: true}, nil, nil)
+				}
+				fmt.Fprint(e.out, src)
 				return nil
 			}
 			mv, err := e.modelVersion(strconv.FormatUint(version, 10))
 			if err != nil {
 				return err
+			}
+			if e.output == "json" {
+				return e.render(modelJSON{Version: mv.Version, Source: mv.Source, Time: mv.Time, Actor: mv.Actor}, nil, nil)
 			}
 			fmt.Fprint(e.out, mv.Source)
 			return nil
@@ -70,4 +78,14 @@ func (e *env) modelVersion(arg string) (store.ModelVersion, error) {
 func sourceHash(src string) string {
 	sum := sha256.Sum256([]byte(src))
 	return hex.EncodeToString(sum[:])
+}
+
+// modelJSON is `model show -o json`: the model's DSL source, and which
+// stored version it is (the one in force has in_force set).
+type modelJSON struct {
+	Version uint64    `json:"version,omitempty"`
+	InForce bool      `json:"in_force,omitempty"`
+	Time    time.Time `json:"time,omitzero"`
+	Actor   string    `json:"actor,omitempty"`
+	Source  string    `json:"source"`
 }

@@ -65,6 +65,9 @@ type Deps struct {
 	CertRevocations CertRevocations
 	// CAPublicKey is the user CA line targets trust (`ca` prints it).
 	CAPublicKey string
+	// Certs serves `cert`: certificates from that CA for the key a user
+	// logged in with (a nil Signer: `cert` is unavailable).
+	Certs CertIssuing
 	// Domain is the tenancy root whose admins administer the bastion
 	// (default "default"): admin rights are the relation admin on it.
 	Domain string
@@ -121,6 +124,7 @@ func (m *Module) builders() []builder {
 		{"sessions", "list your sessions; sessions kill ID revokes one", newSessions},
 		{"config", "print an ~/.ssh/config block for the bastion and your ssh Resources", newSSHConfig},
 		{"ca", "print the user CA public key that target hosts trust", newCA},
+		{"cert", "sign the key you logged in with: a short-lived certificate for your ssh Resources", newCert},
 		{"recordings", "list, replay and export shell recordings", newRecordings},
 		{"certs", "revoke user certificates, list revoked serials (admin)", newCerts},
 		{"request", "just-in-time access: search, create, list, approve, deny, drop", newRequest},
@@ -170,7 +174,7 @@ func (m *Module) run(ctx context.Context, s ssh.Session, b builder, args []strin
 	cmd.SilenceUsage = true
 	cmd.CompletionOptions.DisableDefaultCmd = true
 	cmd.SilenceErrors = true
-	cmd.SetArgs(args[1:])
+	cmd.SetArgs(joinTextFlags(args[1:]))
 	cmd.SetIn(s)
 	cmd.SetOut(out)
 	cmd.SetErr(errOut)

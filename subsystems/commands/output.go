@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"text/tabwriter"
 
@@ -14,6 +15,11 @@ import (
 func (e *env) render(v any, headers []string, rows [][]string) error {
 	switch e.output {
 	case "json":
+		// One rule for every command: a list is a JSON array, [] when
+		// empty, never null.
+		if rv := reflect.ValueOf(v); v == nil || (rv.Kind() == reflect.Slice || rv.Kind() == reflect.Map) && rv.IsNil() {
+			v = []any{}
+		}
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetIndent("", "  ")

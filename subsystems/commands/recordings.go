@@ -75,8 +75,10 @@ func newRecordings(e *env) *cobra.Command {
 	return cmd
 }
 
-// recording returns a recording the caller may read: their own, or any
-// for admins (recordings show everything that was on someone's screen).
+// recording returns a recording the caller may read: their own, or, for
+// admins of the Resource it was made on (its project's admins, domain
+// admins), anyone's: recordings show everything that was on someone's
+// screen.
 func (e *env) recording(id string) ([]byte, error) {
 	s, err := e.deps.SessionRecords.GetSession(e.ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && s.Recording == "") {
@@ -85,7 +87,7 @@ func (e *env) recording(id string) ([]byte, error) {
 		return nil, err
 	}
 	if s.User != e.p.User {
-		if err := e.requireAdmin("recordings of " + s.User); err != nil {
+		if err := e.requireResourceAdmin("recordings of "+s.User+" on "+s.Resource, s.Resource); err != nil {
 			return nil, err
 		}
 	}

@@ -67,7 +67,15 @@ func newRequest(e *env) *cobra.Command {
 	var ttl time.Duration
 	var wait bool
 	create := &cobra.Command{Use: "create NAME... --reason TEXT [--ttl 1h] [--wait]", Short: "Ask for act on Resources; --wait blocks until a reviewer decides",
-		Example: fmt.Sprintf("  %s request create web-1 --reason \"INC-7\" --ttl 30m --wait", e.deps.Host), Args: cobra.MinimumNArgs(1),
+		Example: fmt.Sprintf("  %s request create web-1 --reason \"INC-7 look at logs\" --ttl 30m --wait", e.deps.Host),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				// The words after --reason are its text (see
+				// joinTextFlags), so the names must come first.
+				return fmt.Errorf("name the Resources first, then the reason: %s request create web-1 --reason \"INC-7 look at logs\"", e.deps.Host)
+			}
+			return nil
+		},
 		RunE: func(_ *cobra.Command, args []string) error {
 			s, err := svc()
 			if err != nil {

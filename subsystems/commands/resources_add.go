@@ -92,7 +92,9 @@ func newResourcesAdd(e *env) *cobra.Command {
 	f := add.Flags()
 	f.StringVar(&r.Kind, "kind", "", "ssh, tcp or kube")
 	f.StringVar(&r.Address, "address", "", "host:port the bastion dials (kube: the API server URL)")
-	f.IntSliceVar(&ports, "port", nil, "allowed port (repeatable); default: the address's port")
+	// --ports is the config's name (ports: [...]): both add to one list.
+	f.Var(portsFlag{&ports}, "port", "allowed port (repeatable, or comma-separated); default: the address's port")
+	f.Var(portsFlag{&ports}, "ports", "the same as --port, named as in the config")
 	f.StringVar(&r.Project, "project", "", "project the resource belongs to (default \"default\")")
 	f.StringSliceVar(&labels, "label", nil, "label k=v (repeatable)")
 	f.StringSliceVar(&r.Aliases, "alias", nil, "another name for the resource (repeatable)")

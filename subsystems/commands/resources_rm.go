@@ -20,6 +20,11 @@ func newResourcesRm(e *env) *cobra.Command {
 			name := args[0]
 			what := "resources rm " + name
 			old, err := e.deps.Resources.GetResource(e.ctx, name)
+			if err == nil && !e.isAdmin() && !e.canView(name) {
+				// Read like a name that does not exist: naming its project
+				// would tell someone who cannot see it that it exists.
+				err = store.ErrNotFound
+			}
 			if errors.Is(err, store.ErrNotFound) {
 				if !e.isAdmin() {
 					// Say no more than a refusal: whether the name exists is

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sshbastion/bastion/store"
+	"github.com/sshbastion/bastion/subsystems"
 )
 
 // The boundaries of `resources add` and `resources rm`. Each exists
@@ -57,6 +58,14 @@ func projectOf(r store.Resource) string {
 	return r.Project
 }
 
+// canView reports whether the caller may see the Resource name (see
+// subsystems.CanView: refusals about Resources they cannot see must not
+// tell them it exists).
+func (e *env) canView(name string) bool {
+	ok, _ := subsystems.CanView(e.ctx, e.deps.Policy, e.p, name)
+	return ok
+}
+
 // requireProjectAdmin refuses the caller unless they are admin on
 // project:<project> (domain admins are, everywhere, also on projects not
 // yet linked to the domain). It checks the project itself, not the
@@ -83,6 +92,12 @@ func (e *env) requireProjectAdmin(what, project, doing string) error {
 // attributes.
 func (e *env) authorizeAdd(r store.Resource, old *store.Resource) error {
 	what := "resources add " + r.Name
+	if old != nil && !e.isAdmin() && !e.canView(old.Name) {
+		// The name is taken, which cannot be hidden (names are unique),
+		// but by what, and in which project, is not said to someone who
+		// cannot see it.
+		return e.deny(what, "the name "+r.Name+" is already taken", "Ask a domain admin, or pick another name")
+	}
 	if old != nil {
 		// Replacing re-points everyone's forwards and shells, and moving
 		// takes the Resource (and its tuples) away from its project: both

@@ -206,3 +206,21 @@ func TestAddressesAreGuardedAtAdd(t *testing.T) {
 		}
 	}
 }
+
+// --port and --ports (the config's name) add to one list, repeatable and
+// comma-separated, in the order given.
+func TestResourcesAddPortAndPorts(t *testing.T) {
+	d, st := tenancy(t)
+	if _, err := runCmd(t, newResources, d, "root", "add", "db-2", "--kind", "tcp", "--address", "10.0.0.7:5432",
+		"--port", "5432", "--ports", "5433,5434", "--port", "6432", "--project", "payments"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.GetResource(context.Background(), "db-2")
+	if err != nil || !slices.Equal(r.Ports, []int{5432, 5433, 5434, 6432}) {
+		t.Fatalf("db-2 ports = %v, %v; want [5432 5433 5434 6432]", r.Ports, err)
+	}
+	if _, err := runCmd(t, newResources, d, "root", "add", "db-3", "--kind", "tcp", "--address", "10.0.0.7:5432", "--ports", "5432,x"); err == nil ||
+		!strings.Contains(err.Error(), `"x" is not a port`) {
+		t.Fatalf("--ports 5432,x: %v; want a clear error", err)
+	}
+}

@@ -48,19 +48,21 @@ func newSessions(e *env) *cobra.Command {
 				return fmt.Errorf("no live session %s (see `sessions`)", args[0])
 			}
 			// Users may end their own sessions; ending anyone else's is
-			// an admin's revocation.
+			// a revocation by an admin of the Resource (its project's, or
+			// a domain admin).
 			if s.User != e.p.User {
-				if err := e.requireAdmin("sessions kill of " + s.User + "'s session"); err != nil {
+				if err := e.requireResourceAdmin("sessions kill of "+s.User+"'s session on "+s.Resource, s.Resource); err != nil {
 					return err
 				}
+			}
+			// The revocation is on record before it happens.
+			if err := e.record(store.Event{Action: "session.revoke", Target: s.Resource,
+				Details: map[string]string{"session": s.ID, "user": s.User}}); err != nil {
+				return fmt.Errorf("the audit log cannot record this revocation now: %w", err)
 			}
 			s, err := e.deps.Sessions.Kill(args[0])
 			if err != nil {
 				return fmt.Errorf("session %s: %v", args[0], err)
-			}
-			if err := e.record(store.Event{Action: "session.revoke", Target: s.Resource,
-				Details: map[string]string{"session": s.ID, "user": s.User}}); err != nil {
-				return err
 			}
 			fmt.Fprintf(e.out, "revoked %s (%s %s to %s)\n", s.ID, s.User, s.Kind, s.Resource)
 			return nil

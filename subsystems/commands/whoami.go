@@ -25,9 +25,33 @@ func newWhoami(e *env) *cobra.Command {
 				{"admin", boolWord(e.isAdmin())},
 				{"connection", p.SessionID},
 			}
-			return e.render(p, []string{"FIELD", "VALUE"}, rows)
+			groups := p.Groups
+			if groups == nil {
+				groups = []string{}
+			}
+			out := whoamiJSON{User: p.User, DisplayName: p.DisplayName, Method: p.Method, KeyFingerprint: p.KeyFingerprint,
+				KeyType: p.KeyType, Groups: groups, SourceAddr: p.SourceAddr, AuthTime: p.AuthTime, Admin: e.isAdmin(),
+				SessionID: p.SessionID, CertSerial: p.CertSerial, CertKeyID: p.CertKeyID}
+			return e.render(out, []string{"FIELD", "VALUE"}, rows)
 		},
 	}
+}
+
+// whoamiJSON is whoami's -o json: the same fields as the table, groups
+// always a list, admin always said.
+type whoamiJSON struct {
+	User           string    `json:"user"`
+	DisplayName    string    `json:"display_name,omitempty"`
+	Method         string    `json:"method"`
+	KeyFingerprint string    `json:"key_fingerprint,omitempty"`
+	KeyType        string    `json:"key_type,omitempty"`
+	Groups         []string  `json:"groups"`
+	SourceAddr     string    `json:"source_addr"`
+	AuthTime       time.Time `json:"auth_time"`
+	Admin          bool      `json:"admin"`
+	SessionID      string    `json:"session_id"`
+	CertSerial     uint64    `json:"cert_serial,omitempty"`
+	CertKeyID      string    `json:"cert_key_id,omitempty"`
 }
 
 func boolWord(b bool) string {

@@ -49,6 +49,8 @@ type Config struct {
 	// The bastion passes its address guard, which refuses, at connect
 	// time, the places a Resource made over ssh may not reach.
 	Dialer Dialer
+	// Metrics, if set, counts forwards and their bytes (nil: nothing).
+	Metrics *Metrics
 }
 
 // Dialer dials an address on behalf of a Resource (netguard.Guard).
@@ -111,6 +113,7 @@ func (m *Module) serve(ctx context.Context, _ *gossh.ServerConn, nc gossh.NewCha
 		// permit-port-forwarding; its CA decided, as sshd would honour.
 		m.recordRefusal(ctx, store.Event{Actor: p.User, Action: "forward.deny", Decision: "deny", Reason: "certificate without permit-port-forwarding",
 			Details: map[string]string{"target": target, "source": p.SourceAddr, "conn": p.SessionID}})
+		m.cfg.Metrics.result("refused")
 		_ = nc.Reject(gossh.Prohibited, fmt.Sprintf("forward to %s refused: your certificate (serial %d) does not permit port forwarding", target, p.CertSerial))
 		return
 	}
@@ -121,15 +124,26 @@ func (m *Module) serve(ctx context.Context, _ *gossh.ServerConn, nc gossh.NewCha
 		}
 		ev.Details["target"], ev.Details["source"], ev.Details["conn"] = target, p.SourceAddr, p.SessionID
 		m.recordRefusal(ctx, ev)
+		m.cfg.Metrics.result("refused")
 		_ = nc.Reject(gossh.Prohibited, reason)
 	}
+	notResource := fmt.Sprintf("forward to %s refused: %q is not a Resource; the bastion forwards only to named Resources (list them with `%s resources list`)",
+		target, req.Host, m.cfg.Host)
 	r, err := m.lookup(ctx, req.Host)
 	if err != nil {
 		// Only named Resources are reachable: anything else (raw IPs,
 		// localhost, the bastion's own ports) is refused, so the bastion
 		// can never be used as an open proxy.
-		deny(fmt.Sprintf("forward to %s refused: %q is not a Resource; the bastion forwards only to named Resources (list them with `%s resources list`)",
-			target, req.Host, m.cfg.Host), store.Event{})
+		deny(notResource, store.Event{})
+		return
+	}
+	if ok, why := subsystems.CanView(ctx, m.policy, p, r.Name); !ok {
+		// Read like a name that does not exist (see CanView); the audit
+		// log says what was missing.
+		m.recordRefusal(ctx, store.Event{Actor: p.User, Action: "forward.deny", Target: r.Name, Decision: "deny", Reason: why,
+			Details: map[string]string{"target": target, "source": p.SourceAddr, "conn": p.SessionID}})
+		m.cfg.Metrics.result("refused")
+		_ = nc.Reject(gossh.Prohibited, notResource)
 		return
 	}
 	if r.Kind == "kube" && m.cfg.Kube == nil {
@@ -178,6 +192,7 @@ func (m *Module) serveTCP(ctx context.Context, p authn.Principal, r store.Resour
 		cause := dialCause(err, m.cfg.DialTimeout)
 		m.recordRefusal(ctx, store.Event{Actor: p.User, Action: "forward.fail", Target: r.Name, Decision: "allow",
 			Reason: "dial error: " + cause, Details: map[string]string{"target": target, "source": p.SourceAddr}})
+		m.cfg.Metrics.result("dial_error")
 		_ = nc.Reject(gossh.ConnectionFailed, fmt.Sprintf("forward to %s: cannot reach %s: %s", target, r.Name, cause))
 		return
 	}
@@ -194,6 +209,7 @@ func (m *Module) serveTCP(ctx context.Context, p authn.Principal, r store.Resour
 	live, err := m.sessions.Open(ctx, sessions.Request{Principal: p, Resource: r, Kind: "forward", Target: target, Closer: closeAll})
 	if err != nil {
 		conn.Close()
+		m.cfg.Metrics.result("unavailable")
 		_ = nc.Reject(gossh.ResourceShortage, "cannot open a session: "+err.Error())
 		return
 	}
@@ -203,6 +219,7 @@ func (m *Module) serveTCP(ctx context.Context, p authn.Principal, r store.Resour
 		Details: map[string]string{"target": target, "dial": dial, "source": p.SourceAddr, "session": live.ID(), "conn": p.SessionID}}); err != nil {
 		m.sessions.End(live, "audit unavailable")
 		conn.Close()
+		m.cfg.Metrics.result("unavailable")
 		_ = nc.Reject(gossh.ResourceShortage, "bastion: the audit log cannot record this forward now; try again later")
 		return
 	}
@@ -215,8 +232,10 @@ func (m *Module) serveTCP(ctx context.Context, p authn.Principal, r store.Resour
 	ch = c
 	go gossh.DiscardRequests(reqs)
 	opened := time.Now()
-
-	reason := pump(ch, conn, live)
+	done := m.cfg.Metrics.open()
+	up, down := m.cfg.Metrics.counters(live.CountIn, live.CountOut)
+	reason := pump(ch, conn, up, down)
+	done()
 	reason = m.sessions.End(live, reason)
 	closeAll(reason)
 	s := live.Snapshot()

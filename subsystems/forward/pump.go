@@ -16,15 +16,16 @@ import (
 // queued, and one write syscall carries them all.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-// pump copies both ways until both directions ended, counting bytes, and
-// returns which side ended first.
-func pump(ch gossh.Channel, conn net.Conn, live *sessions.Live) string {
+// pump copies both ways until both directions ended, counting bytes (up:
+// client to target, down: target to client), and returns which side
+// ended first.
+func pump(ch gossh.Channel, conn net.Conn, up, down func(int)) string {
 	var first atomic.Value
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		copyCounting(conn, ch, live.CountIn)
+		copyCounting(conn, ch, up)
 		first.CompareAndSwap(nil, sessions.ReasonClientClosed)
 		// Pass the client's EOF on, as sshd does, and let the target answer.
 		if tc, ok := conn.(*net.TCPConn); ok {
@@ -35,7 +36,7 @@ func pump(ch gossh.Channel, conn net.Conn, live *sessions.Live) string {
 	}()
 	go func() {
 		defer wg.Done()
-		copyCounting(ch, conn, live.CountOut)
+		copyCounting(ch, conn, down)
 		first.CompareAndSwap(nil, sessions.ReasonTargetClosed)
 		_ = ch.CloseWrite()
 	}()

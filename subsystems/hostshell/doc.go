@@ -7,4 +7,6 @@
 // it like a forward. It also runs the front door (`ssh bastion` with a
 // terminal): the tui resource picker, from which users open shells, file
 // access requests for locked Resources and, as reviewers, decide them.
+// The open TUIs follow the store's change feed through one shared watch
+// (watch.go), so grants, requests and sessions show without a key.
 package hostshell

@@ -48,6 +48,10 @@ type Config struct {
 	// bastion passes its address guard, so that the onward ssh of shells
 	// and sftp never reaches what a Resource made over ssh may not.
 	Dialer Dialer
+	// Feed, when set, is the store's change feed: the TUIs follow it, so
+	// an approval, a grant, a request or a session on any replica shows
+	// without a key press. Without it, they poll.
+	Feed Feed
 }
 
 // Dialer dials an address on behalf of a Resource (netguard.Guard).
@@ -67,6 +71,7 @@ type Module struct {
 	records   store.Recordings
 	log       *slog.Logger
 	requests  Requests // nil: access requests are off; see SetRequests
+	watchers  watchers // the TUIs following Config.Feed
 }
 
 // New returns the module.
@@ -83,7 +88,8 @@ func New(cfg Config, res Resources, p Checker, sm *sessions.Manager, a Auditor, 
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Module{cfg: cfg, resources: res, policy: p, sessions: sm, audit: a, ca: ca, hostKeys: hostKeys, records: records, log: log}
+	return &Module{cfg: cfg, resources: res, policy: p, sessions: sm, audit: a, ca: ca, hostKeys: hostKeys, records: records, log: log,
+		watchers: watchers{feed: cfg.Feed, log: log}}
 }
 
 // Register implements subsystems.Module.
@@ -97,6 +103,13 @@ func (m *Module) Register(t *subsystems.Table) error {
 func (m *Module) serve(ctx context.Context, sess ssh.Session, args []string) (int, bool) {
 	r, err := m.resources.GetResource(ctx, args[0])
 	if err != nil {
+		return 0, false
+	}
+	p, _ := authn.FromContext(ctx)
+	if ok, why := subsystems.CanView(ctx, m.policy, p, r.Name); !ok {
+		// Not this module's: the caller answers as for a name that is
+		// no Resource (see CanView); the audit log says what was missing.
+		m.recordRefusal(ctx, store.Event{Actor: p.User, Action: "shell.deny", Target: r.Name, Decision: "deny", Reason: why})
 		return 0, false
 	}
 	return m.open(ctx, sess, sess, sessionTerm(sess), r, remoteCommand(ctx, sess, args)), true

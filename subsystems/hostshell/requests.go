@@ -76,18 +76,3 @@ func (b *backend) Decide(ctx context.Context, id string, approve bool, reason st
 	}
 	return err
 }
-
-var _ tui.PendingWatcher = (*backend)(nil)
-
-// PendingChanges implements tui.PendingWatcher when the request service
-// reports changes (requests.Service.Changes, which follows the store's
-// feed): the TUI's pending count then follows every replica's requests
-// instead of polling.
-func (b *backend) PendingChanges(ctx context.Context) <-chan struct{} {
-	if c, ok := b.m.requests.(interface {
-		Changes(ctx context.Context) <-chan struct{}
-	}); ok {
-		return c.Changes(ctx)
-	}
-	return nil
-}

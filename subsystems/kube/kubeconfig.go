@@ -55,11 +55,20 @@ func (m *Module) issue(ctx context.Context, p authn.Principal, name string, port
 	if port < 1 || port > 65535 {
 		return fmt.Errorf("--port %d is out of range", port)
 	}
+	notKube := fmt.Errorf("%q is not a kube Resource (list them with `%s resources list`)", name, m.cfg.Host)
 	r, err := m.resources.GetResource(ctx, name)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && r.Kind != "kube") {
-		return fmt.Errorf("%q is not a kube Resource (list them with `%s resources list`)", name, m.cfg.Host)
+		return notKube
 	} else if err != nil {
 		return err
+	}
+	if ok, why := subsystems.CanView(ctx, m.policy, p, r.Name); !ok {
+		// Read like a name that does not exist (see CanView).
+		denied := store.Event{Actor: p.User, Action: "kube.deny", Target: r.Name, Decision: "deny", Reason: why}
+		if _, aerr := m.audit.Append(ctx, denied); aerr != nil {
+			subsystems.AuditLost(m.log, m.audit, denied, aerr)
+		}
+		return notKube
 	}
 	ok, err := m.policy.Check(ctx, p.Subject(), "act", "resource:"+r.Name)
 	if err != nil || !ok {

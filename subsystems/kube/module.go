@@ -64,6 +64,8 @@ type Config struct {
 	// Secrets, when set, keeps the tunnel's TLS certificate in the store,
 	// shared by every replica (kubeconfigs pin it).
 	Secrets SecretCreator
+	// Metrics, if set, counts requests and tunnels (nil: nothing).
+	Metrics *Metrics
 }
 
 // Module serves the kubeconfig command and kube tunnels.

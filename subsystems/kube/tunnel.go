@@ -54,7 +54,9 @@ func (m *Module) ServeTunnel(ctx context.Context, p authn.Principal, r store.Res
 		c.close()
 		return
 	}
+	untrack := m.cfg.Metrics.tunnel()
 	go func() {
+		defer untrack() // every way out below has closed c
 		t := time.NewTimer(tokenWait)
 		defer t.Stop()
 		select {
@@ -121,6 +123,7 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // record queues the kube.request event of one request.
 func (m *Module) record(c *tunnelConn, g *grant, id k8s.Identity, info k8s.Info, rec *recorder, in int64, start time.Time, deny string, aborted bool) {
 	status := rec.status()
+	m.cfg.Metrics.request(info.Verb, status, time.Since(start))
 	if g != nil && deny == "" {
 		if g.live != nil {
 			g.live.CountIn(int(in))

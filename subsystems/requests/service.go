@@ -65,6 +65,8 @@ type Config struct {
 	// reports every request change. Without it, Wait also re-reads every
 	// 5 s to notice decisions made elsewhere, and Changes is nil.
 	Feed Feed
+	// Metrics, if set, counts requests by outcome (nil: nothing).
+	Metrics *Metrics
 }
 
 // Service runs access requests.
@@ -111,6 +113,7 @@ func newID(now time.Time) string {
 }
 
 func (s *Service) event(ctx context.Context, actor, action string, r store.AccessRequest, reason string, extra map[string]string) {
+	s.cfg.Metrics.event(action)
 	d := map[string]string{"request": r.ID, "user": r.User, "resources": strings.Join(r.Resources, ","), "state": r.State}
 	if r.TTL > 0 {
 		d["ttl"] = r.TTL.String()

@@ -71,6 +71,8 @@ type Config struct {
 	// sessions of replicas that die are ended as ReasonReplicaLost. It
 	// also lets Get, Kill and List reach sessions held by other replicas.
 	Replicas Replicas
+	// Metrics, if set, counts open and ended sessions (nil: nothing).
+	Metrics *Metrics
 }
 
 func (c *Config) defaults() {
@@ -223,6 +225,7 @@ func (m *Manager) Open(ctx context.Context, r Request) (*Live, error) {
 	m.mu.Lock()
 	m.live[l.sess.ID] = l
 	m.mu.Unlock()
+	m.cfg.Metrics.opened(r.Kind)
 	return l, nil
 }
 
@@ -246,6 +249,7 @@ func (m *Manager) End(l *Live, reason string) string {
 	m.mu.Lock()
 	delete(m.live, l.sess.ID)
 	m.mu.Unlock()
+	m.cfg.Metrics.ended(l.sess.Kind, reason, true)
 	if l.closer != nil {
 		l.closer(reason)
 	}

@@ -170,6 +170,7 @@ func (m *Manager) reap(ctx context.Context, dead string) {
 			m.log.Warn("sessions: cannot end a session of a lost replica", "session", s.ID, "replica", dead, "err", err)
 			continue
 		}
+		m.cfg.Metrics.ended(s.Kind, ReasonReplicaLost, false)
 		n++
 		if m.audit == nil {
 			continue

@@ -33,6 +33,9 @@ func (f *fs) record(op, resource, p string, bytes int64, result error) error {
 		d["result"] = result.Error()
 		dec = "error"
 	}
+	if result != errStarted {
+		f.m.cfg.Metrics.op(op, result)
+	}
 	if _, err := f.m.audit.Append(f.ctx, store.Event{Actor: f.p.User, Action: "sftp." + op, Target: resource, Decision: dec, Details: d}); err != nil {
 		f.m.lost(store.Event{Actor: f.p.User, Action: "sftp." + op}, err)
 		f.say("bastion: the audit log cannot record file operations now; refused")
@@ -149,6 +152,7 @@ func (x *handle) ReadAt(p []byte, off int64) (int, error) {
 	n, err := x.file.ReadAt(p, off)
 	x.read.Add(int64(n))
 	x.h.live.CountOut(n)
+	x.f.m.cfg.Metrics.downloaded(n)
 	if err != nil && err != io.EOF {
 		err = remoteErr(err)
 	}
@@ -159,6 +163,7 @@ func (x *handle) WriteAt(p []byte, off int64) (int, error) {
 	n, err := x.file.WriteAt(p, off)
 	x.put.Add(int64(n))
 	x.h.live.CountIn(n)
+	x.f.m.cfg.Metrics.uploaded(n)
 	return n, remoteErr(err)
 }
 

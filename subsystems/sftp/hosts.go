@@ -50,6 +50,7 @@ func newFS(ctx context.Context, m *Module, p authn.Principal, sess ssh.Session) 
 // denied is what a refused path returns: SSH_FX_PERMISSION_DENIED, with
 // the reason and how to get access in the message.
 func (f *fs) denied(resource, why string) error {
+	f.m.cfg.Metrics.refused()
 	// A refusal is already the safe outcome; a lost deny event is counted.
 	if _, err := f.m.audit.Append(f.ctx, store.Event{Actor: f.p.User, Action: "sftp.deny", Target: resource, Decision: "deny", Reason: why}); err != nil {
 		f.m.lost(store.Event{Actor: f.p.User, Action: "sftp.deny"}, err)

@@ -43,6 +43,8 @@ type HostDialer interface {
 // Config of the module.
 type Config struct {
 	Host string // how users reach the bastion, for messages
+	// Metrics, if set, counts file operations and bytes (nil: nothing).
+	Metrics *Metrics
 }
 
 // Module serves the sftp subsystem.
