@@ -353,9 +353,12 @@ func TestMigrateAfterACrash(t *testing.T) {
 		if err != nil {
 			os.Exit(2)
 		}
-		_ = st.PutSecret(ctx, hostKeySecret, []byte("key"))
-		_ = st.PutKubeToken(ctx, store.KubeToken{Hash: "h1", User: "bob"})
-		_ = st.AppendRecording(ctx, "rec-1", []byte("chunk"))
+		// A failed write exits 3, which fails the parent test.
+		if st.PutSecret(ctx, hostKeySecret, []byte("key")) != nil ||
+			st.PutKubeToken(ctx, store.KubeToken{Hash: "h1", User: "bob"}) != nil ||
+			st.AppendRecording(ctx, "rec-1", []byte("chunk")) != nil {
+			os.Exit(3)
+		}
 		os.Exit(0) // no Close, as kill -9
 	}
 	dir := filepath.Join(t.TempDir(), "data")

@@ -54,7 +54,9 @@ func TestModelLoadHistoryRollback(t *testing.T) {
 	cur := def
 	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	models := &memModels{}
-	_, _ = models.AppendModel(context.Background(), store.NewModelVersion(policy.DefaultModel, "bastion", "initial", 0, at))
+	if _, err := models.AppendModel(context.Background(), store.NewModelVersion(policy.DefaultModel, "bastion", "initial", 0, at)); err != nil {
+		t.Fatal(err)
+	}
 	log := &memAudit{}
 	d := Deps{Policy: modelPolicy{adminPolicy{admins: map[string]bool{"user:root": true}}, &cur}, Audit: log, Models: models,
 		Domain: "default", Host: "ssh bastion", Clock: func() time.Time { return at }}
