@@ -130,3 +130,12 @@ func TestChangeQueueCloses(t *testing.T) {
 		cancel()
 	}
 }
+
+func TestResourceLoginFor(t *testing.T) {
+	if got := (store.Resource{Name: "a"}).LoginFor("bob"); got != "bob" {
+		t.Errorf("a Resource naming no login: %q, want the user's own name", got)
+	}
+	if got := (store.Resource{Name: "b", Login: "root"}).LoginFor("bob"); got != "root" {
+		t.Errorf("a Resource naming root: %q, want root", got)
+	}
+}

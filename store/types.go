@@ -75,6 +75,16 @@ const (
 // that its addresses and credentials are trusted as written.
 func (r Resource) FromConfig() bool { return r.Origin == OriginConfig }
 
+// LoginFor is the account on r that the bastion logs user in as: the one
+// r names, else the user's own name. Host shells, sftp and the
+// certificates of `cert` all follow it.
+func (r Resource) LoginFor(user string) string {
+	if r.Login != "" {
+		return r.Login
+	}
+	return user
+}
+
 // KubeSpec holds what a kube Resource needs to reach its apiserver.
 type KubeSpec struct {
 	Server string `json:"server,omitempty" yaml:"server,omitempty"`

@@ -310,20 +310,10 @@ func (e *env) actableLogins() (map[string]string, error) {
 			return nil, fmt.Errorf("cannot evaluate act on resource:%s: %v", r.Name, err)
 		}
 		if ok {
-			out[r.Name] = resourceLogin(e.p, r)
+			out[r.Name] = r.LoginFor(e.p.User)
 		}
 	}
 	return out, nil
-}
-
-// resourceLogin is the account on r the bastion logs p in as: the one r
-// names, else p's own name. It is hostshell.Login's rule (a test keeps
-// them equal); commands do not import the shell module.
-func resourceLogin(p authn.Principal, r store.Resource) string {
-	if r.Login != "" {
-		return r.Login
-	}
-	return p.User
 }
 
 // certPermissions are the extensions of a `cert` certificate: what an

@@ -294,16 +294,6 @@ func TestCertJSON(t *testing.T) {
 	}
 }
 
-// commands keep hostshell's login rule without importing it.
-func TestResourceLoginIsTheShellsLogin(t *testing.T) {
-	p := authn.Principal{User: "bob"}
-	for _, r := range []store.Resource{{Name: "a"}, {Name: "b", Login: "root"}} {
-		if resourceLogin(p, r) != hostshell.Login(p, r) {
-			t.Errorf("%+v: %s vs %s", r, resourceLogin(p, r), hostshell.Login(p, r))
-		}
-	}
-}
-
 func TestSSHConfigWithCertificates(t *testing.T) {
 	d, _, _ := certSetup(t)
 	bob, _ := keyPrincipal(t, "bob")

@@ -134,7 +134,7 @@ func (m *Module) open(ctx context.Context, sess ssh.Session, in io.Reader, t ter
 			r.Name, why, m.cfg.Host, r.Name)
 		return 1
 	}
-	return m.run(ctx, sess, in, t, p, r, Login(p, r), remote)
+	return m.run(ctx, sess, in, t, p, r, r.LoginFor(p.User), remote)
 }
 
 // run logs in to r as login and runs remote (or a shell), with in as the
@@ -302,21 +302,11 @@ func (c countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Login is the account on r that p's shells and file transfers use: the
-// one the Resource names, else the user's own name. Users cannot pick
-// another.
-func Login(p authn.Principal, r store.Resource) string {
-	if r.Login != "" {
-		return r.Login
-	}
-	return p.User
-}
-
 // DialHost logs in to the ssh Resource r for p with a fresh short-lived
 // certificate from the bastion's user CA, tied to the session id. The
 // caller must have checked the gate.
 func (m *Module) DialHost(ctx context.Context, p authn.Principal, r store.Resource, sessionID string) (*gossh.Client, error) {
-	login := Login(p, r)
+	login := r.LoginFor(p.User)
 	signer, err := m.ca.Issue(p.User, login, sessionID, m.cfg.CertTTL, onwardPermissions(p, remoteOf(ctx)))
 	if err != nil {
 		return nil, fmt.Errorf("cannot issue a certificate: %v", err)
