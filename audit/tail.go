@@ -72,42 +72,23 @@ func VerifyTail(ctx context.Context, st store.AuditLog, n int) (Report, error) {
 	if last.Seq >= uint64(n) && last.Seq-uint64(n)+1 > first {
 		first = last.Seq - uint64(n) + 1
 	}
-	prev, want := Genesis, first
-	if c.Seq > 0 && first == c.Seq+1 {
-		prev = c.Hash
-	}
-	var buf []byte
-	broken := func(at uint64, reason string, args ...any) error {
-		r.BrokenSeq, r.Reason = at, fmt.Sprintf(reason, args...)
-		return errBroken
-	}
+	var w *walk
 	from := first
 	if first > c.Seq+1 {
 		from = first - 1 // read its predecessor for its hash
+	} else {
+		w = newWalk(&r, c, first, "")
 	}
 	err = st.ScanEvents(ctx, from, func(e store.Event) error {
-		if e.Seq == first-1 && first > c.Seq+1 {
-			prev = e.Hash
+		if w == nil {
+			if e.Seq != first-1 {
+				w = newWalk(&r, c, first, "")
+				return w.broken(first-1, "event %d is missing (next stored event has seq %d)", first-1, e.Seq)
+			}
+			w = newWalk(&r, c, first, e.Hash)
 			return nil
 		}
-		if e.Seq != want {
-			if e.Seq > want {
-				return broken(want, "event %d is missing (next stored event has seq %d)", want, e.Seq)
-			}
-			return broken(want, "event at position %d has seq %d", want, e.Seq)
-		}
-		if e.PrevHash != prev {
-			return broken(want, "prev_hash %s does not match the hash of event %d (%s)", e.PrevHash, want-1, prev)
-		}
-		buf = appendCanonical(buf[:0], e)
-		if h := hashHex(buf); h != e.Hash {
-			return broken(want, "content does not match its hash (stored %s, computed %s)", e.Hash, h)
-		}
-		prev = e.Hash
-		r.Count++
-		r.LastSeq = e.Seq
-		want++
-		return nil
+		return w.next(e)
 	})
 	if err != nil && !errors.Is(err, errBroken) {
 		return r, fmt.Errorf("audit: verify the tail: %w", err)

@@ -78,16 +78,7 @@ func Verify(ctx context.Context, st store.AuditLog) (Report, error) {
 
 func verifyFrom(ctx context.Context, st store.AuditLog, c store.Checkpoint) (Report, error) {
 	r := Report{From: c.Seq, FromHash: c.Hash, LastSeq: c.Seq}
-	prev := Genesis
-	if c.Seq > 0 {
-		prev = c.Hash
-	}
-	want := c.Seq + 1
-	var buf []byte
-	broken := func(at uint64, reason string, args ...any) error {
-		r.BrokenSeq, r.Reason = at, fmt.Sprintf(reason, args...)
-		return errBroken
-	}
+	w := newWalk(&r, c, c.Seq+1, "")
 	// Scan from 0, not from the checkpoint, so that a stray event stored
 	// before seq 1 is reported rather than skipped.
 	err := st.ScanEvents(ctx, 0, func(e store.Event) error {
@@ -95,38 +86,12 @@ func verifyFrom(ctx context.Context, st store.AuditLog, c store.Checkpoint) (Rep
 			// Archived but not removed yet. The checkpoint must name
 			// the event it was taken at.
 			if e.Seq == c.Seq && e.Hash != c.Hash {
-				return broken(c.Seq, "the checkpoint's hash %s is not that of event %d (%s)", c.Hash, c.Seq, e.Hash)
+				return w.broken(c.Seq, "the checkpoint's hash %s is not that of event %d (%s)", c.Hash, c.Seq, e.Hash)
 			}
 			r.Unremoved++
 			return nil
 		}
-		// Continuity: a missing, duplicated or renumbered event would
-		// otherwise go unnoticed whenever the hashes were recomputed.
-		if e.Seq != want {
-			if e.Seq > want {
-				return broken(want, "event %d is missing (next stored event has seq %d)", want, e.Seq)
-			}
-			return broken(want, "event at position %d has seq %d", want, e.Seq)
-		}
-		// Linkage: each event commits to its predecessor, so an event
-		// cannot be removed or replaced without breaking its successor.
-		if e.PrevHash != prev {
-			if want == c.Seq+1 && c.Seq > 0 {
-				return broken(want, "prev_hash %s does not match the checkpoint's hash (event %d, %s)", e.PrevHash, c.Seq, prev)
-			}
-			return broken(want, "prev_hash %s does not match the hash of event %d (%s)", e.PrevHash, want-1, prev)
-		}
-		// Content: the hash covers every other field, so editing any of
-		// them (or the hash itself) shows here.
-		buf = appendCanonical(buf[:0], e)
-		if h := hashHex(buf); h != e.Hash {
-			return broken(want, "content does not match its hash (stored %s, computed %s)", e.Hash, h)
-		}
-		prev = e.Hash
-		r.Count++
-		r.LastSeq = e.Seq
-		want++
-		return nil
+		return w.next(e)
 	})
 	if err != nil && !errors.Is(err, errBroken) {
 		return r, fmt.Errorf("audit: verify: %w", err)
@@ -135,4 +100,63 @@ func verifyFrom(ctx context.Context, st store.AuditLog, c store.Checkpoint) (Rep
 	// that is not a failure, so the store's LastEvent is not compared.
 	r.OK = r.BrokenSeq == 0
 	return r, nil
+}
+
+// walk checks events one after the other from seq want on, recording the
+// first break and what verified in r. Verify and VerifyTail share it.
+type walk struct {
+	r    *Report
+	c    store.Checkpoint
+	prev string // the hash the next event must link to
+	want uint64 // the seq the next event must have
+	buf  []byte
+}
+
+// newWalk starts at seq want, linking to prev: "" means the chain's start
+// (the checkpoint's hash, or Genesis without one).
+func newWalk(r *Report, c store.Checkpoint, want uint64, prev string) *walk {
+	if prev == "" {
+		prev = Genesis
+		if c.Seq > 0 {
+			prev = c.Hash
+		}
+	}
+	return &walk{r: r, c: c, prev: prev, want: want}
+}
+
+// broken records the break at seq at and stops the scan.
+func (w *walk) broken(at uint64, reason string, args ...any) error {
+	w.r.BrokenSeq, w.r.Reason = at, fmt.Sprintf(reason, args...)
+	return errBroken
+}
+
+// next checks e, the next stored event, and advances past it.
+func (w *walk) next(e store.Event) error {
+	// Continuity: a missing, duplicated or renumbered event would
+	// otherwise go unnoticed whenever the hashes were recomputed.
+	if e.Seq != w.want {
+		if e.Seq > w.want {
+			return w.broken(w.want, "event %d is missing (next stored event has seq %d)", w.want, e.Seq)
+		}
+		return w.broken(w.want, "event at position %d has seq %d", w.want, e.Seq)
+	}
+	// Linkage: each event commits to its predecessor, so an event
+	// cannot be removed or replaced without breaking its successor.
+	if e.PrevHash != w.prev {
+		if w.want == w.c.Seq+1 && w.c.Seq > 0 {
+			return w.broken(w.want, "prev_hash %s does not match the checkpoint's hash (event %d, %s)", e.PrevHash, w.c.Seq, w.prev)
+		}
+		return w.broken(w.want, "prev_hash %s does not match the hash of event %d (%s)", e.PrevHash, w.want-1, w.prev)
+	}
+	// Content: the hash covers every other field, so editing any of
+	// them (or the hash itself) shows here.
+	w.buf = appendCanonical(w.buf[:0], e)
+	if h := hashHex(w.buf); h != e.Hash {
+		return w.broken(w.want, "content does not match its hash (stored %s, computed %s)", e.Hash, h)
+	}
+	w.prev = e.Hash
+	w.r.Count++
+	w.r.LastSeq = e.Seq
+	w.want++
+	return nil
 }
