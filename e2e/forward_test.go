@@ -240,3 +240,32 @@ func TestForwardCutOffs(t *testing.T) {
 		t.Fatalf("forward.close reasons %q lack policy change, revoked, ttl expired or idle timeout", got)
 	}
 }
+
+// Ending another user's session takes admin of its Resource's project, the
+// narrowest relation that grants it: someone without it is refused with
+// that relation named (not domain admin), and the session lives on; an
+// admin of that project ends it.
+func TestSessionsKillOfAnotherNeedsTheProjectsAdmin(t *testing.T) {
+	b, alice, bob := withBob(t)
+	echo := harness.StartEcho(t)
+	mustOK(t, b.SSH(alice, "resources", "add", "echo-svc", "--kind", "tcp", "--address", echo, "--port", "7", "--project", "shop"), "resources add")
+	mustOK(t, b.SSH(alice, "tuples", "add", "resource:echo-svc#act@user:bob"), "grant bob")
+	carol := addUser(t, b, alice, "carol")
+	dave := addUser(t, b, alice, "dave")
+	mustOK(t, b.SSH(alice, "tuples", "add", "project:shop#admin@user:dave"), "dave admins shop")
+	mustOK(t, b.SSH(alice, "tuples", "add", "project:other#admin@user:carol"), "carol admins another project")
+	c := liveForward(t, b, bob)
+	var ss []store.Session
+	r := b.SSH(bob, "sessions", "-o", "json")
+	if err := json.Unmarshal([]byte(r.Stdout), &ss); err != nil || len(ss) != 1 {
+		t.Fatalf("bob's sessions: %v %s", err, r.Stdout)
+	}
+	r = b.SSH(carol, "sessions", "kill", ss[0].ID)
+	if r.Code == 0 || !harness.Contains(r.Stderr, "permission denied", "admin on project:shop", "tuples add project:shop#admin@user:carol") ||
+		strings.Contains(r.Stderr, "domain:default") {
+		t.Fatalf("carol kills bob's session: exit %d\n%s", r.Code, r.Stderr)
+	}
+	harness.Echo(t, c, []byte("still open"))
+	mustOK(t, b.SSH(dave, "sessions", "kill", ss[0].ID), "dave, admin of shop, kills bob's session")
+	harness.WaitClosed(t, c, 30*time.Second)
+}

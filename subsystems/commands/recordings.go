@@ -87,7 +87,7 @@ func (e *env) recording(id string) ([]byte, error) {
 		return nil, err
 	}
 	if s.User != e.p.User {
-		if err := e.requireResourceAdmin("recordings of "+s.User+" on "+s.Resource, s.Resource); err != nil {
+		if err := e.requireResourceAdmin("recordings of "+s.User+" on "+s.Resource, s.Resource, "read "+s.User+"'s recordings"); err != nil {
 			return nil, err
 		}
 	}

@@ -51,7 +51,7 @@ func newSessions(e *env) *cobra.Command {
 			// a revocation by an admin of the Resource (its project's, or
 			// a domain admin).
 			if s.User != e.p.User {
-				if err := e.requireResourceAdmin("sessions kill of "+s.User+"'s session on "+s.Resource, s.Resource); err != nil {
+				if err := e.requireResourceAdmin("sessions kill of "+s.User+"'s session on "+s.Resource, s.Resource, "end "+s.User+"'s sessions"); err != nil {
 					return err
 				}
 			}
