@@ -16,9 +16,12 @@ func (e *env) render(v any, headers []string, rows [][]string) error {
 	switch e.output {
 	case "json":
 		// One rule for every command: a list is a JSON array, [] when
-		// empty, never null.
-		if rv := reflect.ValueOf(v); v == nil || (rv.Kind() == reflect.Slice || rv.Kind() == reflect.Map) && rv.IsNil() {
+		// empty, never null (and an empty map is {}).
+		switch rv := reflect.ValueOf(v); {
+		case v == nil, rv.Kind() == reflect.Slice && rv.IsNil():
 			v = []any{}
+		case rv.Kind() == reflect.Map && rv.IsNil():
+			v = map[string]any{}
 		}
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
