@@ -6,35 +6,7 @@ import (
 	"github.com/sshbastion/bastion/store"
 )
 
-// Feed is the store's change feed (store.Changes) as the service follows
-// it.
-type Feed interface {
-	Watch(ctx context.Context, from uint64) (<-chan store.Change, error)
-	Rev(ctx context.Context) (uint64, error)
-}
-
-// Changes returns a channel that receives a value (coalesced: at most one
-// waits) whenever a request may have changed, on any replica, and closes
-// when ctx ends. It is nil without Config.Feed: the caller then polls.
-func (s *Service) Changes(ctx context.Context) <-chan struct{} {
-	if s.cfg.Feed == nil {
-		return nil
-	}
-	ch := make(chan struct{}, 1)
-	s.mu.Lock()
-	s.subs[ch] = struct{}{}
-	s.mu.Unlock()
-	context.AfterFunc(ctx, func() {
-		s.mu.Lock()
-		delete(s.subs, ch)
-		s.mu.Unlock()
-		close(ch)
-	})
-	return ch
-}
-
-// changed wakes the waiters of id ("" for every request) and every
-// Changes channel.
+// changed wakes the waiters of id ("" for every request).
 func (s *Service) changed(id string) {
 	if id != "" {
 		s.notify(id)
@@ -47,14 +19,6 @@ func (s *Service) changed(id string) {
 		s.mu.Unlock()
 		for _, id := range ids {
 			s.notify(id)
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ch := range s.subs {
-		select {
-		case ch <- struct{}{}:
-		default: // one is waiting already
 		}
 	}
 }

@@ -14,8 +14,7 @@ import (
 )
 
 // Two replicas on one real etcd: `request create --wait` on A returns as
-// soon as a reviewer approves on B, with no polling, and A's Changes
-// reports B's approval and a request created on B.
+// soon as a reviewer approves on B, with no polling.
 func TestWaitSeesAnApprovalMadeOnAnotherReplica(t *testing.T) {
 	p := etcdtest.Start(t)
 	ctx := context.Background()
@@ -49,32 +48,10 @@ func TestWaitSeesAnApprovalMadeOnAnotherReplica(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	cctx, stop := context.WithCancel(ctx)
-	defer stop()
-	changes := a.Changes(cctx)
-	drain := func() {
-		for {
-			select {
-			case <-changes:
-			case <-time.After(50 * time.Millisecond):
-				return
-			}
-		}
-	}
-	changed := func(what string) {
-		t.Helper()
-		select {
-		case <-changes:
-		case <-time.After(time.Second):
-			t.Fatalf("A's Changes did not report %s within 1 s", what)
-		}
-	}
-
 	r, err := a.Create(ctx, authn.Principal{User: "alice"}, []string{"host-1"}, "INC-7", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	drain()
 	got := make(chan store.AccessRequest, 1)
 	go func() {
 		w, err := a.Wait(ctx, r.ID)
@@ -96,22 +73,5 @@ func TestWaitSeesAnApprovalMadeOnAnotherReplica(t *testing.T) {
 		t.Logf("A's Wait returned %s after B's approval", time.Since(start))
 	case <-time.After(time.Second): // well under Wait's 5 s poll
 		t.Fatal("A's Wait did not see B's approval within 1 s")
-	}
-	changed("B's approval")
-	drain()
-	if _, err := b.Create(ctx, authn.Principal{User: "carol"}, []string{"host-1"}, "INC-8", time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	changed("a request created on B")
-	stop()
-	for {
-		select {
-		case _, ok := <-changes:
-			if !ok {
-				return
-			}
-		case <-time.After(time.Second):
-			t.Fatal("Changes' channel stays open after its context ended")
-		}
 	}
 }

@@ -64,7 +64,7 @@ type Config struct {
 	// decision made on any replica wakes Wait at once, and Changes
 	// reports every request change. Without it, Wait also re-reads every
 	// 5 s to notice decisions made elsewhere, and Changes is nil.
-	Feed Feed
+	Feed store.Changes
 	// Metrics, if set, counts requests by outcome (nil: nothing).
 	Metrics *Metrics
 }
@@ -81,7 +81,6 @@ type Service struct {
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
-	subs    map[chan struct{}]struct{} // Changes' channels
 	// following is set while Run follows the feed: Wait needs no timer.
 	following atomic.Bool
 }
@@ -100,8 +99,7 @@ func New(cfg Config, st Store, p Checker, t TupleWriter, a Auditor, log *slog.Lo
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{cfg: cfg, st: st, policy: p, tuples: t, audit: a, log: log, now: time.Now, waiters: map[string][]chan struct{}{},
-		subs: map[chan struct{}]struct{}{}}
+	return &Service{cfg: cfg, st: st, policy: p, tuples: t, audit: a, log: log, now: time.Now, waiters: map[string][]chan struct{}{}}
 }
 
 func newID(now time.Time) string {
