@@ -70,7 +70,7 @@ func BenchmarkCheckEtcd(b *testing.B) {
 	sides := []*side{{name: "badger"}, {name: "etcd"}, {name: "badgerheld"}, {name: "etcdheld"}}
 	for i, st := range []interface {
 		store.Tuples
-		tuplecache.Feed
+		store.Changes
 	}{bst, est, bst, est} {
 		opts := tuplecache.Options{Feed: st, Logger: quiet}
 		if i >= 2 {

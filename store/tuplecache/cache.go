@@ -9,12 +9,6 @@ import (
 	"github.com/sshbastion/bastion/store"
 )
 
-// Feed is the store's change feed (store.Changes) as the cache follows it.
-type Feed interface {
-	Watch(ctx context.Context, from uint64) (<-chan store.Change, error)
-	Rev(ctx context.Context) (uint64, error)
-}
-
 // Options of the cache.
 type Options struct {
 	// MaxEntries bounds memory: past it the cache is cleared (default 100k).
@@ -30,7 +24,7 @@ type Options struct {
 	// cache serves every read from the store. Without a Feed the cache
 	// sees only the writes made through it, and MaxAge bounds how stale
 	// it can be about anything else.
-	Feed Feed
+	Feed store.Changes
 	// Logger receives the feed's losses; slog.Default if nil.
 	Logger *slog.Logger
 }

@@ -51,7 +51,7 @@ type Config struct {
 	// Feed, when set, is the store's change feed: the TUIs follow it, so
 	// an approval, a grant, a request or a session on any replica shows
 	// without a key press. Without it, they poll.
-	Feed Feed
+	Feed store.Changes
 }
 
 // Dialer dials an address on behalf of a Resource (netguard.Guard).

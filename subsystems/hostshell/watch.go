@@ -11,12 +11,6 @@ import (
 	"github.com/sshbastion/bastion/tui"
 )
 
-// Feed is the store's change feed (store.Changes) as the TUIs follow it.
-type Feed interface {
-	Watch(ctx context.Context, from uint64) (<-chan store.Change, error)
-	Rev(ctx context.Context) (uint64, error)
-}
-
 // settle is when a policy change is reported a second time: the tuple
 // cache and the model follow the same feed on watches of their own, whose
 // deliveries may come a moment after this one's, and a TUI that loaded
@@ -28,7 +22,7 @@ const settle = 300 * time.Millisecond
 // sessions. A TUI never slows the feed down: each has a 1-slot channel
 // whose waiting value takes in the next changes.
 type watchers struct {
-	feed Feed
+	feed store.Changes
 	log  *slog.Logger
 
 	mu     sync.Mutex

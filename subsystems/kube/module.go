@@ -60,7 +60,7 @@ type Config struct {
 	// the session manager ends wherever it was killed.
 	Tokens TokenStore
 	// Feed is the store's change feed, which remote tokens follow.
-	Feed Feed
+	Feed store.Changes
 	// Secrets, when set, keeps the tunnel's TLS certificate in the store,
 	// shared by every replica (kubeconfigs pin it).
 	Secrets SecretCreator

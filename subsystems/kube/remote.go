@@ -25,12 +25,6 @@ type TokenStore interface {
 	GetSession(ctx context.Context, id string) (store.Session, error)
 }
 
-// Feed is the store's change feed (store.Changes).
-type Feed interface {
-	Watch(ctx context.Context, from uint64) (<-chan store.Change, error)
-	Rev(ctx context.Context) (uint64, error)
-}
-
 const (
 	// touchEvery bounds how often a remote grant's use is written (at
 	// most a third of the session's idle timeout).

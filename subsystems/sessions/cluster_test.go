@@ -43,7 +43,7 @@ func (e *events) actions(action string) []store.Event {
 // sharedStore is what two replicas share: the records and the feed.
 type sharedStore interface {
 	store.Sessions
-	Feed
+	store.Changes
 	store.Tuples
 }
 

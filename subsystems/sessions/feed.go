@@ -8,13 +8,6 @@ import (
 	"github.com/sshbastion/bastion/store"
 )
 
-// Feed is the store's change feed (store.Changes) as the manager follows
-// it.
-type Feed interface {
-	Watch(ctx context.Context, from uint64) (<-chan store.Change, error)
-	Rev(ctx context.Context) (uint64, error)
-}
-
 // settle is when a policy change is re-checked a second time: the tuple
 // cache and the model follow the same feed on watches of their own, whose
 // deliveries may come a moment after this one's.

@@ -65,7 +65,7 @@ type Config struct {
 	// that another replica ended (sessions kill, replica lost) cuts the
 	// session here. Without it, only local writes (PolicyChanged, Kill)
 	// and the sweep's ticks act.
-	Feed Feed
+	Feed store.Changes
 	// Replicas, when set, is the liveness of the replicas sharing the
 	// store: Run joins as ReplicaID (unless Join was called), and the
 	// sessions of replicas that die are ended as ReasonReplicaLost. It
