@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sshbastion/bastion/audit"
 	"github.com/sshbastion/bastion/store"
@@ -235,13 +235,6 @@ func (s *stalled) AppendEvents(ctx context.Context, evs []store.Event) error {
 	return s.AuditLog.AppendEvents(ctx, evs)
 }
 
-type countingCounter struct {
-	prometheus.Counter
-	n atomic.Int64
-}
-
-func (c *countingCounter) Inc() { c.n.Add(1) }
-
 // TestGraceBoundsTheWait: a caller whose context ends waits Grace longer
 // for its event, no more; the event is still written after it gave up,
 // and if that write fails the event is counted as lost.
@@ -250,9 +243,9 @@ func TestGraceBoundsTheWait(t *testing.T) {
 		mem := memStore(t)
 		st := &stalled{AuditLog: mem, release: make(chan struct{})}
 		st.fail.Store(fail)
-		counter := &countingCounter{Counter: prometheus.NewCounter(prometheus.CounterOpts{Name: "lost"})}
+		m := audit.NewMetrics()
 		const grace = 150 * time.Millisecond
-		l := newLog(t, st, audit.Options{Grace: grace, LostEvents: counter})
+		l := newLog(t, st, audit.Options{Grace: grace, Metrics: m})
 		c, cancel := context.WithCancel(ctx)
 		time.AfterFunc(20*time.Millisecond, cancel)
 		start := time.Now()
@@ -266,8 +259,8 @@ func TestGraceBoundsTheWait(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, stored, _ := mem.LastEvent(ctx)
-		if stored == fail || l.LostCount() != map[bool]uint64{false: 0, true: 1}[fail] || counter.n.Load() != int64(l.LostCount()) {
-			t.Fatalf("fail=%v: stored %v, lost %d (counter %d)", fail, stored, l.LostCount(), counter.n.Load())
+		if n := testutil.ToFloat64(m.LostEvents()); stored == fail || l.LostCount() != map[bool]uint64{false: 0, true: 1}[fail] || n != float64(l.LostCount()) {
+			t.Fatalf("fail=%v: stored %v, lost %d (counter %v)", fail, stored, l.LostCount(), n)
 		}
 	}
 }
@@ -276,12 +269,12 @@ func TestGraceBoundsTheWait(t *testing.T) {
 // counted and logged at Error level, clipped.
 func TestLost(t *testing.T) {
 	var buf bytes.Buffer
-	counter := &countingCounter{Counter: prometheus.NewCounter(prometheus.CounterOpts{Name: "lost"})}
-	l := newLog(t, memStore(t), audit.Options{LostEvents: counter,
+	m := audit.NewMetrics()
+	l := newLog(t, memStore(t), audit.Options{Metrics: m,
 		Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelError}))})
 	l.Lost("kube response already sent", store.Event{Actor: strings.Repeat("x", 70000), Action: "kube.request"})
-	if l.LostCount() != 1 || counter.n.Load() != 1 {
-		t.Fatalf("LostCount %d, counter %d", l.LostCount(), counter.n.Load())
+	if n := testutil.ToFloat64(m.LostEvents()); l.LostCount() != 1 || n != 1 {
+		t.Fatalf("LostCount %d, counter %v", l.LostCount(), n)
 	}
 	if out := buf.String(); !strings.Contains(out, "level=ERROR") || !strings.Contains(out, "audit: event lost") ||
 		!strings.Contains(out, "kube response already sent") || len(out) > 2000 {

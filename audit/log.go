@@ -39,12 +39,9 @@ type Options struct {
 	// to be durable after the caller's context ended; 0 means
 	// DefaultGrace.
 	Grace time.Duration
-	// LostEvents, if set, counts the events reported to Lost (for
-	// instance bastion_audit_lost_events_total).
-	LostEvents prometheus.Counter
-	// Metrics, if set, counts appends, failures and conflicts, and times
-	// commits and their batch sizes (see NewMetrics). Its lost-events
-	// counter serves as LostEvents when that is nil.
+	// Metrics, if set, counts appends, failures, conflicts and the events
+	// reported to Lost, and times commits and their batch sizes (see
+	// NewMetrics).
 	Metrics *Metrics
 }
 
@@ -106,12 +103,9 @@ func New(st store.AuditLog, opts Options) (*Log, error) {
 	if opts.Grace <= 0 {
 		opts.Grace = DefaultGrace
 	}
-	if opts.LostEvents == nil {
-		opts.LostEvents = opts.Metrics.LostEvents()
-	}
 	l := &Log{
 		st: st, clock: opts.Clock, log: opts.Logger, grace: opts.Grace,
-		lostCounter: opts.LostEvents, metrics: opts.Metrics,
+		lostCounter: opts.Metrics.LostEvents(), metrics: opts.Metrics,
 		done: make(chan struct{}),
 	}
 	l.maxBytes, l.maxOps = batchLimits(st, opts.MaxBatch)
@@ -332,7 +326,7 @@ func (l *Log) await(ctx context.Context, p *pending) error {
 
 // Lost records that e, the event of an action that already happened (a
 // kube response already sent, say), could not be stored: it counts it
-// (LostCount, Options.LostEvents) and logs it at Error level, since the
+// (LostCount, Options.Metrics) and logs it at Error level, since the
 // audit trail now misses an action. The Log calls it itself for a write
 // that failed after its caller stopped waiting.
 func (l *Log) Lost(reason string, e store.Event) {

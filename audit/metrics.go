@@ -46,7 +46,7 @@ func (m *Metrics) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.appended, m.failures, m.conflicts, m.lost, m.batch, m.commit}
 }
 
-// LostEvents is the counter of lost events, for Options.LostEvents.
+// LostEvents is the counter of the events reported to Log.Lost.
 func (m *Metrics) LostEvents() prometheus.Counter {
 	if m == nil {
 		return nil
