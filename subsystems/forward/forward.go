@@ -108,24 +108,27 @@ func (m *Module) serve(ctx context.Context, _ *gossh.ServerConn, nc gossh.NewCha
 		return
 	}
 	target := net.JoinHostPort(req.Host, strconv.Itoa(int(req.Port)))
-	if p.NoPortForwarding {
-		// The certificate this user logged in with withholds
-		// permit-port-forwarding; its CA decided, as sshd would honour.
-		m.recordRefusal(ctx, store.Event{Actor: p.User, Action: "forward.deny", Decision: "deny", Reason: "certificate without permit-port-forwarding",
-			Details: map[string]string{"target": target, "source": p.SourceAddr, "conn": p.SessionID}})
-		m.cfg.Metrics.result("refused")
-		_ = nc.Reject(gossh.Prohibited, fmt.Sprintf("forward to %s refused: your certificate (serial %d) does not permit port forwarding", target, p.CertSerial))
-		return
-	}
-	deny := func(reason string, ev store.Event) {
-		ev.Actor, ev.Action, ev.Decision, ev.Reason = p.User, "forward.deny", "deny", reason
+	// deny refuses with msg; the event's reason is msg unless ev says
+	// what the client must not be told.
+	deny := func(msg string, ev store.Event) {
+		ev.Actor, ev.Action, ev.Decision = p.User, "forward.deny", "deny"
+		if ev.Reason == "" {
+			ev.Reason = msg
+		}
 		if ev.Details == nil {
 			ev.Details = map[string]string{}
 		}
 		ev.Details["target"], ev.Details["source"], ev.Details["conn"] = target, p.SourceAddr, p.SessionID
 		m.recordRefusal(ctx, ev)
 		m.cfg.Metrics.result("refused")
-		_ = nc.Reject(gossh.Prohibited, reason)
+		_ = nc.Reject(gossh.Prohibited, msg)
+	}
+	if p.NoPortForwarding {
+		// The certificate this user logged in with withholds
+		// permit-port-forwarding; its CA decided, as sshd would honour.
+		deny(fmt.Sprintf("forward to %s refused: your certificate (serial %d) does not permit port forwarding", target, p.CertSerial),
+			store.Event{Reason: "certificate without permit-port-forwarding"})
+		return
 	}
 	notResource := fmt.Sprintf("forward to %s refused: %q is not a Resource; the bastion forwards only to named Resources (list them with `%s resources list`)",
 		target, req.Host, m.cfg.Host)
@@ -140,10 +143,7 @@ func (m *Module) serve(ctx context.Context, _ *gossh.ServerConn, nc gossh.NewCha
 	if ok, why := subsystems.CanView(ctx, m.policy, p, r.Name); !ok {
 		// Read like a name that does not exist (see CanView); the audit
 		// log says what was missing.
-		m.recordRefusal(ctx, store.Event{Actor: p.User, Action: "forward.deny", Target: r.Name, Decision: "deny", Reason: why,
-			Details: map[string]string{"target": target, "source": p.SourceAddr, "conn": p.SessionID}})
-		m.cfg.Metrics.result("refused")
-		_ = nc.Reject(gossh.Prohibited, notResource)
+		deny(notResource, store.Event{Target: r.Name, Reason: why})
 		return
 	}
 	if r.Kind == "kube" && m.cfg.Kube == nil {
