@@ -11,6 +11,9 @@ const (
 	MethodPublicKey = "publickey"
 	MethodCert      = "cert"
 	MethodOIDC      = "oidc"
+	// MethodSK is a login with a FIDO2 security key (sk-ssh-ed25519,
+	// sk-ecdsa-sha2-nistp256), or a certificate on one.
+	MethodSK = "sk"
 )
 
 // Principal is the authenticated caller. It is created once per connection,
@@ -22,6 +25,11 @@ type Principal struct {
 	Method         string    `json:"method"`
 	AuthTime       time.Time `json:"auth_time"`
 	ACR            string    `json:"acr,omitempty"`
+	// AMR is the OIDC amr claim of the login (or of the step-up that
+	// refreshed it); MFA says the login was a strong one (a security key,
+	// or an IdP that reported a second factor).
+	AMR            []string  `json:"amr,omitempty"`
+	MFA            bool      `json:"mfa,omitempty"`
 	KeyFingerprint string    `json:"key_fingerprint,omitempty"`
 	KeyType        string    `json:"key_type,omitempty"`
 	SourceAddr     string    `json:"source_addr,omitempty"`
