@@ -19,21 +19,21 @@ const (
 // Principal is the authenticated caller. It is created once per connection,
 // after authentication succeeded, and never changes afterwards.
 type Principal struct {
-	User           string    `json:"user"`
-	DisplayName    string    `json:"display_name,omitempty"`
-	Groups         []string  `json:"groups,omitempty"`
-	Method         string    `json:"method"`
-	AuthTime       time.Time `json:"auth_time"`
-	ACR            string    `json:"acr,omitempty"`
+	User        string    `json:"user"`
+	DisplayName string    `json:"display_name,omitempty"`
+	Groups      []string  `json:"groups,omitempty"`
+	Method      string    `json:"method"`
+	AuthTime    time.Time `json:"auth_time"`
+	ACR         string    `json:"acr,omitempty"`
 	// AMR is the OIDC amr claim of the login (or of the step-up that
 	// refreshed it); MFA says the login was a strong one (a security key,
 	// or an IdP that reported a second factor).
-	AMR            []string  `json:"amr,omitempty"`
-	MFA            bool      `json:"mfa,omitempty"`
-	KeyFingerprint string    `json:"key_fingerprint,omitempty"`
-	KeyType        string    `json:"key_type,omitempty"`
-	SourceAddr     string    `json:"source_addr,omitempty"`
-	SessionID      string    `json:"session_id,omitempty"`
+	AMR            []string `json:"amr,omitempty"`
+	MFA            bool     `json:"mfa,omitempty"`
+	KeyFingerprint string   `json:"key_fingerprint,omitempty"`
+	KeyType        string   `json:"key_type,omitempty"`
+	SourceAddr     string   `json:"source_addr,omitempty"`
+	SessionID      string   `json:"session_id,omitempty"`
 	// Certificate logins: the certificate's serial and key id, and its
 	// force-command critical option, which replaces whatever the client
 	// asks to run.
