@@ -35,6 +35,18 @@ type Chainer interface {
 	AppendChained(ctx context.Context, chain func(seq uint64, hash string) []store.Event) error
 }
 
+// Sequencer is implemented by a store in which one writer at a time
+// chains every writer's events (store/etcd: replicas hand their batches to
+// an elected sequencer instead of racing for the head). AppendSequenced
+// returns events chained after the chain's head by chain (seqs, prev
+// hashes and hashes set) once they are durably stored; an error means they
+// were not, as far as the store can tell. Several calls may be in flight
+// at once: each batch is chained whole, in the order the sequencer takes
+// them (the Log makes one at a time).
+type Sequencer interface {
+	AppendSequenced(ctx context.Context, events []store.Event, chain func(seq uint64, prev string, evs []store.Event) []store.Event) ([]store.Event, error)
+}
+
 // DefaultMaxBatchBytes bounds the estimated encoded size of one batch for a
 // store that is not a TxnLimiter.
 const DefaultMaxBatchBytes = 1 << 20
@@ -60,6 +72,7 @@ func batchLimits(st store.AuditLog, maxBatch int) (maxBytes, maxOps int) {
 // until reqs is closed and empty.
 func (l *Log) run() {
 	defer close(l.done)
+	seqr, sequenced := l.st.(Sequencer)
 	batch := make([]*pending, 0, l.maxOps)
 	var next *pending // taken from reqs, but did not fit the last batch
 	for {
@@ -96,10 +109,66 @@ func (l *Log) run() {
 			}
 		}
 		start := time.Now()
-		l.commit(batch)
+		// One batch at a time on a Sequencer too: measured on P8, a
+		// second batch in flight per replica made each one smaller and
+		// the sequencer's round longer (5,145 events/s with one, 4,050
+		// with two, 2,514 with four).
+		if sequenced {
+			l.commitSequenced(seqr, batch)
+		} else {
+			l.commit(batch)
+		}
 		l.metrics.committed(len(batch), time.Since(start))
 		clear(batch) // let answered events be collected
 	}
+}
+
+// commitSequenced hands batch to the store's sequencer and answers every
+// caller: with the event as chained, or with the error. Nothing is
+// answered before the store said the events are durable.
+func (l *Log) commitSequenced(sq Sequencer, batch []*pending) {
+	evs := make([]store.Event, len(batch))
+	for i, p := range batch {
+		evs[i] = p.ev
+	}
+	// Not any caller's context: one caller giving up must not fail the
+	// others' events, nor its own.
+	out, err := sq.AppendSequenced(context.Background(), evs, ChainAfter)
+	if err == nil && len(out) != len(batch) {
+		err = fmt.Errorf("store returned %d events for %d", len(out), len(batch))
+	}
+	if err != nil {
+		l.log.Error("audit: append failed", "events", len(batch), "err", err)
+		err = fmt.Errorf("audit: append: %w", err)
+		l.metrics.failed(len(batch))
+		for _, p := range batch {
+			l.answer(p, err)
+		}
+		return
+	}
+	l.metrics.stored(len(out))
+	for i, p := range batch {
+		p.ev = out[i]
+		l.answer(p, nil)
+	}
+}
+
+// ChainAfter returns evs chained after seq and prev (seq 0 and "" on an
+// empty log chain after Genesis): their seqs, prev hashes and hashes set.
+// It is the chain a Sequencer's writers all pass.
+func ChainAfter(seq uint64, prev string, evs []store.Event) []store.Event {
+	if seq == 0 && prev == "" {
+		prev = Genesis
+	}
+	out := make([]store.Event, len(evs))
+	for i, e := range evs {
+		seq++
+		e.Seq, e.PrevHash = seq, prev
+		e.Hash = Hash(e)
+		prev = e.Hash
+		out[i] = e
+	}
+	return out
 }
 
 // conflictBudget bounds how long one batch keeps being re-chained after
@@ -220,14 +289,9 @@ func (l *Log) write(batch []*pending) ([]store.Event, error) {
 func chainBatch(batch []*pending, seq uint64, prev string) []store.Event {
 	evs := make([]store.Event, len(batch))
 	for i, p := range batch {
-		e := p.ev
-		seq++
-		e.Seq, e.PrevHash = seq, prev
-		e.Hash = Hash(e)
-		prev = e.Hash
-		evs[i] = e
+		evs[i] = p.ev
 	}
-	return evs
+	return ChainAfter(seq, prev, evs)
 }
 
 // answer delivers p's result. A failure whose caller already stopped

@@ -17,6 +17,9 @@ import (
 	"github.com/sshbastion/bastion/store/etcd/etcdtest"
 )
 
+// The etcd store chains replicas' events through its sequencer.
+var _ audit.Sequencer = (*etcd.Store)(nil)
+
 // p8Replicas Logs on etcd, p8Writers appenders each; the badger peer gets
 // the same total number of appenders on its one Log.
 const p8Replicas = 3

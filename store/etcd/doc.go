@@ -26,8 +26,12 @@
 //	replica-reap/<replica id>/<lease>         reap lock of a dead replica (concurrency.Mutex)
 //	mv/<version, 20 digits>                   ModelVersion
 //	mvn                                       last model version (decimal)
-//	e/<seq, 20 digits>                        audit Event
-//	eh                                        audit chain head: {"seq": N}
+//	e/<seq, 20 digits>                        audit Event, or a block: a JSON array of
+//	                                          consecutive events from seq (blocks.go)
+//	eh                                        audit chain head: {"seq": N, "hash": H}
+//	ai/<writer id>/<20-digit counter>         an audit batch waiting for the sequencer,
+//	                                          then its receipt (sequencer.go)
+//	audit-seq/<lease>                         the sequencer's election (concurrency.Election)
 //	rec/<id>\x00<20-digit counter>.<part>     recording chunk (raw bytes)
 //	blob/<id>/<8-digit index>                 a chunk of a large value
 //
@@ -62,6 +66,11 @@
 // with nothing of that transaction written, and re-chains its events after
 // the new LastEvent. Every read is linearizable (etcd's default), and a
 // write returns once a quorum committed it.
+//
+// The audit Log of every replica goes through AppendSequenced instead
+// (audit.Sequencer): one elected replica chains every replica's waiting
+// batches into one transaction, so replicas do not race for the head; see
+// sequencer.go.
 //
 // # Change feed
 //

@@ -94,6 +94,11 @@ type Store struct {
 	tail      head
 	tailRev   int64
 	tailKnown bool
+
+	// seq is this store's part in the audit sequencer (sequencer.go),
+	// started by the first AppendSequenced.
+	seqOnce sync.Once
+	seq     *sequencer
 }
 
 var _ store.Store = (*Store)(nil)

@@ -75,21 +75,18 @@ func (s *Store) PutCheckpoint(ctx context.Context, prev, c store.Checkpoint) err
 	case c.Seq >= last:
 		return fmt.Errorf("etcd: audit checkpoint %d would cover the last event (%d), which stays", c.Seq, last)
 	default:
-		resp, err := s.cli.Get(ctx, s.k(eventKey(c.Seq)))
+		b, found, err := s.blockAt(ctx, c.Seq)
 		if err != nil {
-			return fmt.Errorf("etcd: read event %d: %w", c.Seq, err)
+			return err
 		}
-		if len(resp.Kvs) == 0 {
+		e, in := b.eventIn(c.Seq)
+		if !found || !in {
 			return fmt.Errorf("etcd: audit checkpoint at seq %d: %w", c.Seq, store.ErrNotFound)
-		}
-		var e store.Event
-		if err := json.Unmarshal(resp.Kvs[0].Value, &e); err != nil {
-			return fmt.Errorf("etcd: decode event %d: %w", c.Seq, err)
 		}
 		if e.Hash != c.Hash {
 			return fmt.Errorf("etcd: audit checkpoint at seq %d has hash %s, the stored event %s", c.Seq, c.Hash, e.Hash)
 		}
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.k(eventKey(c.Seq))), "=", resp.Kvs[0].ModRevision))
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(b.key), "=", b.modRev))
 	}
 	tr, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
@@ -102,10 +99,12 @@ func (s *Store) PutCheckpoint(ctx context.Context, prev, c store.Checkpoint) err
 }
 
 // DeleteEventsThrough implements store.AuditArchive: it reads the keys of
-// up to deleteOps events at or below seq, deletes them in one
-// transaction, and repeats. Appends compare only the head, which removal
-// never touches, so they go on meanwhile. (etcd keeps deleted values
-// until the revision is compacted: see the README on compaction.)
+// up to deleteOps event keys at or below seq, deletes them in one
+// transaction, and repeats; a block that holds seq and later events is
+// rewritten to hold only the later ones, under the key of the first of
+// them. Appends compare only the head, which removal never touches, so
+// they go on meanwhile. (etcd keeps deleted values until the revision is
+// compacted: see the README on compaction.)
 func (s *Store) DeleteEventsThrough(ctx context.Context, seq uint64) (int, error) {
 	c, ok, err := s.Checkpoint(ctx)
 	if err != nil {
@@ -114,8 +113,11 @@ func (s *Store) DeleteEventsThrough(ctx context.Context, seq uint64) (int, error
 	if !ok || seq > c.Seq {
 		return 0, fmt.Errorf("etcd: refusing to remove audit events through seq %d: the checkpoint is at %d", seq, c.Seq)
 	}
-	from, end := s.k(eventKey(0)), s.k(eventKey(seq+1))
+	if err := s.splitBlockAt(ctx, seq); err != nil {
+		return 0, err
+	}
 	removed := 0
+	from, end := s.k(eventKey(0)), s.k(eventKey(seq+1))
 	for {
 		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(deleteOps))
 		if err != nil {
@@ -124,19 +126,70 @@ func (s *Store) DeleteEventsThrough(ctx context.Context, seq uint64) (int, error
 		if len(resp.Kvs) == 0 {
 			return removed, nil
 		}
+		// How many events each key holds: up to the next key's seq, and
+		// for the last one up to seq (splitBlockAt cut what was beyond).
 		ops := make([]clientv3.Op, len(resp.Kvs))
+		counted := 0
 		for i, kv := range resp.Kvs {
 			ops[i] = clientv3.OpDelete(string(kv.Key))
-		}
-		tr, err := s.cli.Txn(ctx).Then(ops...).Commit()
-		if err != nil {
-			return removed, fmt.Errorf("etcd: remove archived events: %w", err)
-		}
-		for _, r := range tr.Responses {
-			if d := r.GetResponseDeleteRange(); d != nil {
-				removed += int(d.Deleted)
+			first, err := s.keySeq(kv.Key)
+			if err != nil {
+				return removed, err
+			}
+			next := seq + 1
+			if i+1 < len(resp.Kvs) {
+				if next, err = s.keySeq(resp.Kvs[i+1].Key); err != nil {
+					return removed, err
+				}
+			} else if resp.More {
+				next = 0 // counted with the next page's first key
+			}
+			if next > first {
+				counted += int(next - first)
 			}
 		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		if resp.More {
+			// The last key of this page is deleted with the next page,
+			// where its count is known.
+			ops = ops[:len(ops)-1]
+		}
+		if _, err := s.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return removed, fmt.Errorf("etcd: remove archived events: %w", err)
+		}
+		removed += counted
+		if !resp.More {
+			return removed, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key)
 	}
+}
+
+// splitBlockAt makes seq the last event of its key: a block holding seq
+// and later events is replaced, in one transaction that compares its mod
+// revision, by a block of the later ones under the first one's key. Both
+// halves are written in one transaction, so no event is ever held twice
+// or by no key.
+func (s *Store) splitBlockAt(ctx context.Context, seq uint64) error {
+	b, ok, err := s.blockAt(ctx, seq)
+	if err != nil || !ok || b.events[len(b.events)-1].Seq == seq {
+		return err
+	}
+	cut := seq - b.events[0].Seq + 1
+	rest, err := encodeBlock(b.events[cut:])
+	if err != nil {
+		return err
+	}
+	kept, err := encodeBlock(b.events[:cut])
+	if err != nil {
+		return err
+	}
+	tr, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(b.key), "=", b.modRev)).
+		Then(clientv3.OpPut(s.k(eventKey(seq+1)), rest), clientv3.OpPut(b.key, kept)).Commit()
+	if err != nil {
+		return fmt.Errorf("etcd: split event block %s: %w", b.key, err)
+	}
+	if !tr.Succeeded {
+		return fmt.Errorf("etcd: event block %s changed meanwhile: %w", b.key, store.ErrConflict)
+	}
+	return nil
 }

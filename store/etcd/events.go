@@ -156,16 +156,17 @@ func (s *Store) LastEvent(ctx context.Context) (store.Event, bool, error) {
 	if err != nil || seq == 0 {
 		return store.Event{}, false, err
 	}
-	var e store.Event
-	if err := s.getJSON(ctx, eventKey(seq), &e); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			if c, ok, cerr := s.Checkpoint(ctx); cerr == nil && ok && c.Seq == seq {
-				return store.Event{}, false, nil
-			}
-		}
-		return store.Event{}, false, fmt.Errorf("etcd: last event %d: %w", seq, err)
+	b, ok, err := s.blockAt(ctx, seq)
+	if err != nil {
+		return store.Event{}, false, err
 	}
-	return e, true, nil
+	if e, found := b.eventIn(seq); ok && found {
+		return e, true, nil
+	}
+	if c, ok, cerr := s.Checkpoint(ctx); cerr == nil && ok && c.Seq == seq {
+		return store.Event{}, false, nil
+	}
+	return store.Event{}, false, fmt.Errorf("etcd: last event %d: %w", seq, store.ErrNotFound)
 }
 
 // ScanEvents calls fn for each event with seq >= from, in seq order, in
@@ -174,7 +175,23 @@ func (s *Store) ScanEvents(ctx context.Context, from uint64, fn func(store.Event
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.pageEvents(ctx, s.k(eventKey(from)), prefixEnd(s.k(pEvent)), false, fn)
+	start := s.k(eventKey(from))
+	if from > 0 {
+		// from may sit inside a block: start at that block's key.
+		b, ok, err := s.blockAt(ctx, from)
+		if err != nil {
+			return err
+		}
+		if ok {
+			start = b.key
+		}
+	}
+	return s.pageEvents(ctx, start, prefixEnd(s.k(pEvent)), false, func(e store.Event) error {
+		if e.Seq < from {
+			return nil
+		}
+		return fn(e)
+	})
 }
 
 var errStop = errors.New("stop")
@@ -184,11 +201,12 @@ var errStop = errors.New("stop")
 // events appended while it runs, as a badger scan does not; the chain only
 // grows at its end, so that never reorders or skips what was there.
 func (s *Store) pageEvents(ctx context.Context, from, end string, reverse bool, fn func(store.Event) error) error {
+	limit := int64(pageSize)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(limit)}
 		if reverse {
 			opts = append(opts, clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend))
 		}
@@ -196,15 +214,23 @@ func (s *Store) pageEvents(ctx context.Context, from, end string, reverse bool, 
 		if err != nil {
 			return fmt.Errorf("etcd: scan events: %w", err)
 		}
+		bytes := 0
 		for _, kv := range resp.Kvs {
-			var e store.Event
-			if err := json.Unmarshal(kv.Value, &e); err != nil {
-				return fmt.Errorf("etcd: decode event %s: %w", kv.Key, err)
-			}
-			if err := fn(e); err != nil {
+			bytes += len(kv.Value)
+			evs, err := decodeBlock(kv.Key, kv.Value)
+			if err != nil {
 				return err
 			}
+			if reverse {
+				slices.Reverse(evs)
+			}
+			for _, e := range evs {
+				if err := fn(e); err != nil {
+					return err
+				}
+			}
 		}
+		limit = pageLimit(bytes, len(resp.Kvs))
 		if !resp.More || len(resp.Kvs) == 0 {
 			return nil
 		}
@@ -255,15 +281,18 @@ func (s *Store) QueryEvents(ctx context.Context, f store.EventFilter) ([]store.E
 // Seq (as package badger's). It exists only so tests can prove that audit
 // verification catches tampering; the bastion never calls it.
 func (s *Store) TamperEventForTest(seq uint64, mutate func(*store.Event)) error {
-	var e store.Event
-	if err := s.getJSON(context.Background(), eventKey(seq), &e); err != nil {
-		return err
-	}
-	mutate(&e)
-	b, err := json.Marshal(e)
+	b, ok, err := s.blockAt(context.Background(), seq)
 	if err != nil {
 		return err
 	}
-	_, err = s.cli.Put(context.Background(), s.k(eventKey(seq)), string(b))
+	if _, found := b.eventIn(seq); !ok || !found {
+		return fmt.Errorf("etcd: event %d: %w", seq, store.ErrNotFound)
+	}
+	mutate(&b.events[seq-b.events[0].Seq])
+	val, err := encodeBlock(b.events)
+	if err != nil {
+		return err
+	}
+	_, err = s.cli.Put(context.Background(), b.key, val)
 	return err
 }
