@@ -105,9 +105,52 @@ func (s *Store) startSequencer(chain Chain) *sequencer {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b) // crypto/rand never fails on supported systems
 	q := &sequencer{s: s, chain: chain, id: hex.EncodeToString(b), waiters: map[string]chan inboxValue{}}
-	go q.watchReceipts()
+	ready := make(chan struct{})
+	go q.watchReceipts(ready)
 	go q.campaign()
+	go q.sweepGarbage()
+	// The first batch's receipt must not come before the watch that
+	// delivers it exists (it would then be read only after sweepWaitIn).
+	select {
+	case <-ready:
+	case <-time.After(sweepWaitIn):
+	}
 	return q
+}
+
+// sweepGarbage deletes the receipts already read that no put took along,
+// every few seconds, until the store closes.
+func (q *sequencer) sweepGarbage() {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-q.s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		q.mu.Lock()
+		g := q.garbage
+		if len(g) > txnOps {
+			g = g[:txnOps]
+		}
+		q.garbage = q.garbage[len(g):]
+		q.mu.Unlock()
+		if len(g) == 0 {
+			continue
+		}
+		ops := make([]clientv3.Op, len(g))
+		for i, k := range g {
+			ops[i] = clientv3.OpDelete(k)
+		}
+		ctx, cancel := context.WithTimeout(q.s.ctx, appendTimeout)
+		if _, err := q.s.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+			q.mu.Lock()
+			q.garbage = append(q.garbage, g...)
+			q.mu.Unlock()
+		}
+		cancel()
+	}
 }
 
 // viaInbox puts events into a new inbox key and waits for its receipt.
@@ -124,10 +167,11 @@ func (q *sequencer) viaInbox(ctx context.Context, events []store.Event) ([]store
 	q.mu.Lock()
 	q.waiters[key] = got
 	ops := []clientv3.Op{clientv3.OpPut(key, string(val))}
-	for _, g := range q.garbage {
+	n := min(len(q.garbage), txnOps-1)
+	for _, g := range q.garbage[:n] {
 		ops = append(ops, clientv3.OpDelete(g))
 	}
-	q.garbage = nil
+	q.garbage = q.garbage[n:]
 	q.mu.Unlock()
 	defer func() {
 		q.mu.Lock()
@@ -198,10 +242,14 @@ func (q *sequencer) withdraw(key string, rev int64, events []store.Event) ([]sto
 // watchReceipts delivers the receipts put into this writer's inbox keys,
 // until the store closes; it resumes after a broken watch (a receipt
 // missed meanwhile is read by its waiter after sweepWaitIn).
-func (q *sequencer) watchReceipts() {
+func (q *sequencer) watchReceipts(ready chan struct{}) {
 	p := q.s.k(pInbox + q.id + "/")
+	var once sync.Once
 	for q.s.ctx.Err() == nil {
-		for resp := range q.s.cli.Watch(q.s.ctx, p, clientv3.WithPrefix()) {
+		for resp := range q.s.cli.Watch(q.s.ctx, p, clientv3.WithPrefix(), clientv3.WithCreatedNotify()) {
+			if resp.Created {
+				once.Do(func() { close(ready) })
+			}
 			for _, ev := range resp.Events {
 				if ev.Type != clientv3.EventTypePut {
 					continue
