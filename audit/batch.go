@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -73,6 +74,12 @@ func batchLimits(st store.AuditLog, maxBatch int) (maxBytes, maxOps int) {
 func (l *Log) run() {
 	defer close(l.done)
 	seqr, sequenced := l.st.(Sequencer)
+	running, finished := 0, make(chan struct{}, 8)
+	defer func() {
+		for ; running > 0; running-- {
+			<-finished
+		}
+	}()
 	batch := make([]*pending, 0, l.maxOps)
 	var next *pending // taken from reqs, but did not fit the last batch
 	for {
@@ -109,18 +116,39 @@ func (l *Log) run() {
 			}
 		}
 		start := time.Now()
-		// One batch at a time on a Sequencer too: measured on P8, a
-		// second batch in flight per replica made each one smaller and
-		// the sequencer's round longer (5,145 events/s with one, 4,050
-		// with two, 2,514 with four).
+		// On a Sequencer, as many batches in flight as it says (one
+		// unless it leads): measured on P8, a second batch in flight on
+		// every replica made each one smaller and the sequencer's round
+		// longer (5,145 events/s with one, 4,050 with two, 2,514 with
+		// four).
 		if sequenced {
-			l.commitSequenced(seqr, batch)
-		} else {
-			l.commit(batch)
+			limit := 1
+			if f, ok := l.st.(inFlighter); ok {
+				limit = max(1, min(f.InFlight(), cap(finished)))
+			}
+			for ; running >= limit; running-- {
+				<-finished
+			}
+			running++
+			b := slices.Clone(batch)
+			go func() {
+				l.commitSequenced(seqr, b)
+				l.metrics.committed(len(b), time.Since(start))
+				finished <- struct{}{}
+			}()
+			clear(batch)
+			continue
 		}
+		l.commit(batch)
 		l.metrics.committed(len(batch), time.Since(start))
 		clear(batch) // let answered events be collected
 	}
+}
+
+// inFlighter is a Sequencer that says how many batches it takes at once
+// now (store/etcd: two while it leads the sequence, one otherwise).
+type inFlighter interface {
+	InFlight() int
 }
 
 // commitSequenced hands batch to the store's sequencer and answers every

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -98,7 +99,7 @@ type Store struct {
 	// seq is this store's part in the audit sequencer (sequencer.go),
 	// started by the first AppendSequenced.
 	seqOnce sync.Once
-	seq     *sequencer
+	seq     atomic.Pointer[sequencer]
 }
 
 var _ store.Store = (*Store)(nil)

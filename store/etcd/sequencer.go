@@ -87,8 +87,8 @@ func (s *Store) AppendSequenced(ctx context.Context, events []store.Event, chain
 	if len(events) == 0 {
 		return nil, nil
 	}
-	s.seqOnce.Do(func() { s.seq = s.startSequencer(chain) })
-	q := s.seq
+	s.seqOnce.Do(func() { s.seq.Store(s.startSequencer(chain)) })
+	q := s.seq.Load()
 	ctx, cancel := context.WithTimeout(ctx, appendTimeout)
 	defer cancel()
 	if l := q.leading.Load(); l != nil {
@@ -274,3 +274,17 @@ func (q *sequencer) watchReceipts(ready chan struct{}) {
 		}
 	}
 }
+
+// InFlight says how many batches a Log should hand AppendSequenced at
+// once: two while this store leads (its own batches skip the inbox, and a
+// second one fills while the first is in a sweep), one otherwise (each
+// batch is an inbox put; more of them, smaller, only cost proposals).
+func (s *Store) InFlight() int {
+	if q := s.seq.Load(); q != nil && q.leading.Load() != nil {
+		return seqLeaderInFlight
+	}
+	return 1
+}
+
+// seqLeaderInFlight: see InFlight.
+const seqLeaderInFlight = 2

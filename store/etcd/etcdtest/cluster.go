@@ -46,13 +46,6 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	}
 	dir := t.TempDir()
 	c := &Cluster{}
-	var peers []string
-	for i := 0; i < n; i++ {
-		m := &Member{Name: fmt.Sprintf("m%d", i), bin: bin, dir: filepath.Join(dir, fmt.Sprintf("m%d", i)),
-			ClientURL: "http://127.0.0.1:" + FreePort(t), PeerURL: "http://127.0.0.1:" + FreePort(t)}
-		c.Members = append(c.Members, m)
-		peers = append(peers, m.Name+"="+m.PeerURL)
-	}
 	t.Cleanup(func() {
 		for _, m := range c.Members {
 			m.Kill(t)
@@ -61,14 +54,40 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			}
 		}
 	})
-	for _, m := range c.Members {
-		m.cluster = strings.Join(peers, ",")
-		m.launch(t)
+	// A free port is free when FreePort looks, not always when etcd
+	// binds it: other tests (other packages run in parallel) take ports
+	// too. A member that could not bind makes the whole cluster start
+	// again on new ports, in a new data dir.
+	for attempt := 0; ; attempt++ {
+		c.Members = nil
+		var peers []string
+		for i := 0; i < n; i++ {
+			m := &Member{Name: fmt.Sprintf("m%d", i), bin: bin, dir: filepath.Join(dir, fmt.Sprintf("a%d-m%d", attempt, i)),
+				ClientURL: "http://127.0.0.1:" + FreePort(t), PeerURL: "http://127.0.0.1:" + FreePort(t)}
+			c.Members = append(c.Members, m)
+			peers = append(peers, m.Name+"="+m.PeerURL)
+		}
+		for _, m := range c.Members {
+			m.cluster = strings.Join(peers, ",")
+			m.launch(t)
+		}
+		err := error(nil)
+		for _, m := range c.Members {
+			if err = m.healthy(); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			return c
+		}
+		if attempt < 5 && strings.Contains(err.Error(), "address already in use") {
+			for _, m := range c.Members {
+				m.Kill(t)
+			}
+			continue
+		}
+		t.Fatal(err)
 	}
-	for _, m := range c.Members {
-		m.waitHealthy(t)
-	}
-	return c
 }
 
 // Endpoints returns every member's client URL.
@@ -129,6 +148,14 @@ func (m *Member) launch(t testing.TB) {
 
 func (m *Member) waitHealthy(t testing.TB) {
 	t.Helper()
+	if err := m.healthy(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// healthy waits until the member answers healthy, and fails if it exits
+// first or takes over 60 s.
+func (m *Member) healthy() error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(m.ClientURL + "/health")
@@ -136,16 +163,16 @@ func (m *Member) waitHealthy(t testing.TB) {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if strings.Contains(string(b), `"health":"true"`) {
-				return
+				return nil
 			}
 		}
 		select {
 		case <-m.exited:
-			t.Fatalf("etcd member %s exited:\n%s", m.Name, m.Output())
+			return fmt.Errorf("etcd member %s exited:\n%s", m.Name, m.Output())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("etcd member %s at %s not healthy after 60s (%v):\n%s", m.Name, m.ClientURL, err, m.Output())
+			return fmt.Errorf("etcd member %s at %s not healthy after 60s (%v):\n%s", m.Name, m.ClientURL, err, m.Output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
