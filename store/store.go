@@ -23,6 +23,12 @@ type Keys interface {
 	KeysOf(ctx context.Context, user string) ([]Key, error)
 	ListKeys(ctx context.Context) ([]Key, error)
 	DeleteKey(ctx context.Context, fingerprint string) error
+	// UpdateKey changes the stored key in place, atomically: fn gets the
+	// key as stored and edits it; nothing is written if fn fails. A key
+	// that is not stored is store.ErrNotFound, and is never created: a
+	// key removed meanwhile (keys rm) stays removed. fn may not change the
+	// fingerprint or the user.
+	UpdateKey(ctx context.Context, fingerprint string, fn func(*Key) error) error
 }
 
 // Resources keeps Resource definitions by name.

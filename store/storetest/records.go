@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"sort"
 	"testing"
 	"time"
@@ -110,6 +111,25 @@ func testKeys(t *testing.T, s store.Store, _ *Clock) {
 	ks, err = s.KeysOf(bg, "bob")
 	must(t, err, "KeysOf(bob) after delete")
 	equal(t, "KeysOf(bob) after delete", normKeys(ks), []store.Key{k1})
+
+	// UpdateKey edits in place; it never brings back a deleted key (a
+	// step-up written while an admin removes the key must not revive it).
+	must(t, s.UpdateKey(bg, "SHA256:k1", func(k *store.Key) error { k.Comment = "edited"; return nil }), "UpdateKey(k1)")
+	got, err = s.KeyByFingerprint(bg, "SHA256:k1")
+	must(t, err, "KeyByFingerprint(k1) after UpdateKey")
+	k1.Comment = "edited"
+	equal(t, "UpdateKey(k1)", normKey(got), k1)
+	wantNotFound(t, s.UpdateKey(bg, "SHA256:k3", func(k *store.Key) error { k.Comment = "revived"; return nil }), "UpdateKey(deleted k3)")
+	_, err = s.KeyByFingerprint(bg, "SHA256:k3")
+	wantNotFound(t, err, "KeyByFingerprint(k3) after UpdateKey of the deleted key")
+	wantErr(t, s.UpdateKey(bg, "SHA256:k1", func(k *store.Key) error { k.User = "mallory"; return nil }), "UpdateKey(change user)")
+	failed := errors.New("refused")
+	if err := s.UpdateKey(bg, "SHA256:k1", func(k *store.Key) error { k.Comment = "half"; return failed }); !errors.Is(err, failed) {
+		t.Fatalf("UpdateKey whose fn fails = %v; want fn's error", err)
+	}
+	got, err = s.KeyByFingerprint(bg, "SHA256:k1")
+	must(t, err, "KeyByFingerprint(k1) after a failed UpdateKey")
+	equal(t, "failed UpdateKey wrote nothing", normKey(got), k1)
 }
 
 func testDeleteUserCascade(t *testing.T, s store.Store, _ *Clock) {
