@@ -150,7 +150,7 @@ func (c *Certificates) Check(ctx context.Context, cert *ssh.Certificate, login, 
 		return Principal{}, fmt.Errorf("%s refused: cannot look up user %q: %v", id, user, err)
 	}
 
-	return Principal{
+	p := Principal{
 		User:           u.Name,
 		DisplayName:    u.DisplayName,
 		Groups:         append([]string(nil), u.Groups...),
@@ -172,7 +172,15 @@ func (c *Certificates) Check(ctx context.Context, cert *ssh.Certificate, login, 
 		NoX11Forwarding:   !hasExtension(cert, ExtX11Forwarding),
 		NoUserRC:          !hasExtension(cert, ExtUserRC),
 		CertValidBefore:   validBefore(cert),
-	}, nil
+	}
+	if IsSecurityKey(cert) {
+		// A certificate on a security key counts as the key itself: its
+		// signature was made by the authenticator (with a touch unless
+		// the CA granted no-touch-required). Method stays cert, which
+		// every certificate rule reads.
+		p.markSecurityKey(now, false)
+	}
+	return p, nil
 }
 
 // certName names a certificate in reasons: `certificate serial 42 (key id "x")`.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,12 @@ type Identity struct {
 	Email   string
 	Subject string
 	Groups  []string
+	// The login itself, from the ID token: when the person authenticated
+	// at the IdP (auth_time; the token's issue time if the IdP did not
+	// say), the authentication context class (acr) and methods (amr).
+	AuthTime time.Time
+	ACR      string
+	AMR      []string
 }
 
 // DeviceFlow runs device logins. Discovery happens on first use and is
@@ -113,11 +120,26 @@ func (d *DeviceFlow) oauth(p *oidc.Provider) *oauth2.Config {
 
 // Start asks the IdP for a device code and the user code to show.
 func (d *DeviceFlow) Start(ctx context.Context) (*oauth2.DeviceAuthResponse, error) {
+	return d.start(ctx)
+}
+
+// StartStepUp is Start for a step-up: it asks the IdP for a login no
+// older than maxAge (max_age; 0 makes the person authenticate again) in
+// one of the acr classes (acr_values, in order of preference; none: any).
+func (d *DeviceFlow) StartStepUp(ctx context.Context, acr []string, maxAge time.Duration) (*oauth2.DeviceAuthResponse, error) {
+	opts := []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("max_age", strconv.Itoa(int(maxAge/time.Second)))}
+	if len(acr) > 0 {
+		opts = append(opts, oauth2.SetAuthURLParam("acr_values", strings.Join(acr, " ")))
+	}
+	return d.start(ctx, opts...)
+}
+
+func (d *DeviceFlow) start(ctx context.Context, opts ...oauth2.AuthCodeOption) (*oauth2.DeviceAuthResponse, error) {
 	p, err := d.discover(ctx)
 	if err != nil {
 		return nil, err
 	}
-	da, err := d.oauth(p).DeviceAuth(d.ctx(ctx))
+	da, err := d.oauth(p).DeviceAuth(d.ctx(ctx), opts...)
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {
@@ -172,7 +194,20 @@ func (d *DeviceFlow) identity(idt *oidc.IDToken) (Identity, error) {
 		return Identity{}, err
 	}
 	str := func(k string) string { s, _ := claims[k].(string); return s }
-	id := Identity{User: str(d.cfg.UsernameClaim), Name: str("name"), Email: str("email"), Subject: idt.Subject}
+	id := Identity{User: str(d.cfg.UsernameClaim), Name: str("name"), Email: str("email"), Subject: idt.Subject,
+		ACR: str("acr"), AuthTime: idt.IssuedAt.UTC()}
+	// auth_time is when the person authenticated, which may be long
+	// before this token (an IdP session): step-up requirements read it.
+	if at, ok := claims["auth_time"].(float64); ok && at > 0 {
+		id.AuthTime = time.Unix(int64(at), 0).UTC()
+	}
+	if amr, ok := claims["amr"].([]any); ok {
+		for _, a := range amr {
+			if s, ok := a.(string); ok && s != "" {
+				id.AMR = append(id.AMR, s)
+			}
+		}
+	}
 	if id.User == "" {
 		return Identity{}, fmt.Errorf("the ID token has no %q claim to name the user", d.cfg.UsernameClaim)
 	}

@@ -28,12 +28,18 @@ type Principal struct {
 	// AMR is the OIDC amr claim of the login (or of the step-up that
 	// refreshed it); MFA says the login was a strong one (a security key,
 	// or an IdP that reported a second factor).
-	AMR            []string `json:"amr,omitempty"`
-	MFA            bool     `json:"mfa,omitempty"`
-	KeyFingerprint string   `json:"key_fingerprint,omitempty"`
-	KeyType        string   `json:"key_type,omitempty"`
-	SourceAddr     string   `json:"source_addr,omitempty"`
-	SessionID      string   `json:"session_id,omitempty"`
+	AMR []string `json:"amr,omitempty"`
+	MFA bool     `json:"mfa,omitempty"`
+	// LastStrong is the caller's last strong login as known when this
+	// request was handed to a module: this login if it was strong, else a
+	// step-up remembered on the key or the connection (nil: none). The
+	// request context of policy conditions (auth_time, auth_age, acr, mfa)
+	// and step-up requirements read the same login.
+	LastStrong     *StrongLogin `json:"last_strong,omitempty"`
+	KeyFingerprint string       `json:"key_fingerprint,omitempty"`
+	KeyType        string       `json:"key_type,omitempty"`
+	SourceAddr     string       `json:"source_addr,omitempty"`
+	SessionID      string       `json:"session_id,omitempty"`
 	// Certificate logins: the certificate's serial and key id, and its
 	// force-command critical option, which replaces whatever the client
 	// asks to run.
@@ -63,6 +69,15 @@ type Principal struct {
 	// is what `cert` signs: only a key proven here, never one that was
 	// merely offered or named (CVE-2024-45337).
 	PublicKey string `json:"public_key,omitempty"`
+}
+
+// StrongLogin is a strong login: how, when, its acr and whether it had a
+// second factor.
+type StrongLogin struct {
+	Method string    `json:"method"`
+	At     time.Time `json:"auth_time"`
+	ACR    string    `json:"acr,omitempty"`
+	MFA    bool      `json:"mfa"`
 }
 
 // Subject is the principal as a ReBAC subject, "user:<name>".

@@ -90,7 +90,7 @@ func (a *PublicKeys) Verified(ctx context.Context, key ssh.PublicKey, source str
 	if err != nil {
 		return Principal{}, err
 	}
-	return Principal{
+	p := Principal{
 		User:           u.Name,
 		DisplayName:    u.DisplayName,
 		Groups:         append([]string(nil), u.Groups...),
@@ -100,7 +100,20 @@ func (a *PublicKeys) Verified(ctx context.Context, key ssh.PublicKey, source str
 		KeyType:        key.Type(),
 		PublicKey:      authorizedKey(key),
 		SourceAddr:     source,
-	}, nil
+	}
+	if IsSecurityKey(key) {
+		if k.VerifyRequired {
+			// Fail closed: the UV flag cannot be read (see
+			// ErrVerifyUnsupported).
+			return Principal{}, fmt.Errorf("security key %s: %w", k.Fingerprint, ErrVerifyUnsupported)
+		}
+		// x/crypto verified the signature, and its user-presence flag
+		// unless the key was registered with --no-touch-required (the
+		// server core passes that waiver in the query phase).
+		p.Method = MethodSK
+		p.markSecurityKey(a.now(), false)
+	}
+	return p, nil
 }
 
 // authorizedKey is key as one authorized_keys line, without a comment.

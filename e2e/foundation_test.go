@@ -280,6 +280,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "note: sshd not installed; run `make test` (it installs openssh-server)")
 	}
 	code := m.Run()
+	harness.StopKubeNode()
 	harness.RemoveBinary()
 	os.Exit(code)
 }

@@ -77,6 +77,8 @@ func TestExpiringTupleStopsGrantingWithoutRestart(t *testing.T) {
 	}
 }
 
+// conditionModel names a condition it does not define (conditions as
+// such load: see conditions_test.go).
 const conditionModel = `model
   schema 1.1
 
@@ -85,10 +87,6 @@ type user
 type resource
   relations
     define act: [user with in_hours]
-
-condition in_hours(h: int) {
-  h < 18
-}
 `
 
 const syntaxErrorModel = `model

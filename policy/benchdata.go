@@ -98,6 +98,15 @@ type benchWorld struct {
 
 func generateBenchData(seed int64, sh benchShape) BenchData {
 	rng := splitmix(seed)
+	w, ts := buildBenchWorld(&rng, sh)
+	d := BenchData{Model: DefaultModel, Tuples: ts, Checks: w.checks(&rng, 1000)}
+	d.ListSubject, d.ListExpected = w.listSubject()
+	return d
+}
+
+// buildBenchWorld draws the structure and its tuples from rng (the
+// unconditional data set; benchcond.go makes a share of them conditional).
+func buildBenchWorld(rng *splitmix, sh benchShape) (*benchWorld, []store.Tuple) {
 	w := &benchWorld{shape: sh}
 	name := func(prefix string, n, width int) []string {
 		out := make([]string, n)
@@ -183,7 +192,5 @@ func generateBenchData(seed int64, sh benchShape) BenchData {
 		w.resGroup = append(w.resGroup, g)
 		add(w.resources[r], "act", member(g))
 	}
-	d := BenchData{Model: DefaultModel, Tuples: ts, Checks: w.checks(&rng, 1000)}
-	d.ListSubject, d.ListExpected = w.listSubject()
-	return d
+	return w, ts
 }

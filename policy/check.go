@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -12,6 +13,7 @@ import (
 type checker struct {
 	e       *Engine
 	m       *Model
+	q       *query
 	ctx     context.Context
 	subj    subject
 	subjStr string
@@ -24,6 +26,7 @@ type checker struct {
 	onStack map[nodeKey]int
 	explain bool
 	tried   []string
+	conds   []ConditionCheck // explain only: every condition evaluated
 }
 
 type nodeKey struct{ obj, rel string }
@@ -31,6 +34,11 @@ type nodeKey struct{ obj, rel string }
 // outcome is the result of evaluating one node.
 type outcome struct {
 	ok bool
+	// cycle says the answer "no" was reached through a cycle (the node
+	// met again while being evaluated), as OpenFGA's CycleDetected: such
+	// a "no" also fails the subtracted side of "but not", so that a grant
+	// defined through its own exclusion never holds.
+	cycle bool
 	// cut is the lowest stack position where the cycle guard stopped a
 	// loop that this answer depends on (noCut if none). An answer computed
 	// while a loop was cut at an enclosing node is provisional: it must not
@@ -77,7 +85,7 @@ func (c *checker) relation(obj, rel string, depth int) (outcome, error) {
 		if c.explain {
 			c.logf(depth, "%s#%s: cycle, not followed again", obj, rel)
 		}
-		return outcome{cut: pos}, nil
+		return outcome{cut: pos, cycle: true}, nil
 	}
 	if c.subj.userset() && c.subj.obj == obj && c.subj.rel == rel {
 		if c.explain {
@@ -148,6 +156,7 @@ func (c *checker) rewrite(obj string, rd *relationDef, rw *rewrite, depth int) (
 				return o, nil // one granting branch decides, whatever failed elsewhere
 			}
 			res.cut = min(res.cut, o.cut)
+			res.cycle = res.cycle || (err == nil && o.cycle)
 			if err != nil && firstErr == nil {
 				firstErr = err
 			}
@@ -166,7 +175,7 @@ func (c *checker) rewrite(obj string, rd *relationDef, rw *rewrite, depth int) (
 				continue
 			}
 			if !o.ok {
-				return o, nil // one failing branch decides
+				return o, nil // one failing branch decides, whatever failed elsewhere
 			}
 			res.cut = min(res.cut, o.cut)
 			paths = append(paths, o.path)
@@ -182,20 +191,29 @@ func (c *checker) rewrite(obj string, rd *relationDef, rw *rewrite, depth int) (
 		}
 		return res, nil
 	default: // opDifference
-		base, err := c.rewrite(obj, rd, rw.children[0], depth)
-		if err != nil || !base.ok {
-			return base, err
+		// As OpenFGA: a "no" of the base decides; otherwise a "yes" of
+		// the subtracted side, or a "no" reached through a cycle, denies
+		// even when the base failed; only then does an error stand.
+		base, baseErr := c.rewrite(obj, rd, rw.children[0], depth)
+		if baseErr == nil && !base.ok {
+			return base, nil
 		}
 		if c.explain {
 			c.logf(depth, "  but not %s:", rw.children[1].format(nil, true))
 		}
 		sub, err := c.rewrite(obj, rd, rw.children[1], depth)
+		if err == nil && (sub.ok || sub.cycle) {
+			if c.explain && sub.cycle && !sub.ok {
+				c.logf(depth, "  %s was reached through a cycle: the exclusion denies", rw.children[1].format(nil, true))
+			}
+			return outcome{cut: sub.cut, cycle: sub.cycle}, nil
+		}
 		cut := min(base.cut, sub.cut)
+		if baseErr != nil {
+			return outcome{cut: cut}, baseErr
+		}
 		if err != nil {
 			return outcome{cut: cut}, err
-		}
-		if sub.ok {
-			return outcome{cut: sub.cut}, nil
 		}
 		base.cut = cut
 		base.path = append(base.path, c.steps(Step{Kind: StepButNot, Node: obj + "#" + rd.name,
@@ -205,42 +223,74 @@ func (c *checker) rewrite(obj string, rd *relationDef, rw *rewrite, depth int) (
 }
 
 // direct looks at the tuples written on obj#rel: the subject itself, a
-// wildcard of its type, or usersets that may contain it.
+// wildcard of its type, or usersets that may contain it. A tuple counts
+// only if the model accepts its subject type and condition here, and its
+// condition holds.
 func (c *checker) direct(obj string, rd *relationDef, depth int) (outcome, error) {
-	tuples, err := c.e.reader.TuplesByObject(c.ctx, obj, rd.name)
+	tuples, err := c.q.reader.TuplesByObject(c.ctx, obj, rd.name)
 	if err != nil {
 		return outcome{cut: noCut}, fmt.Errorf("policy: reading %s#%s: %w", obj, rd.name, err)
 	}
 	s := c.subj
-	exactOK := rd.allows(refKey{typ: s.typ, rel: s.rel, wildcard: s.wildcard()})
-	wildOK := !s.userset() && !s.wildcard() && rd.allows(refKey{typ: s.typ, wildcard: true})
+	exact := refKey{typ: s.typ, rel: s.rel, wildcard: s.wildcard()}
+	wild := refKey{typ: s.typ, wildcard: true}
+	wildOK := !s.userset() && !s.wildcard() && rd.allows(wild)
+	exactSeen := false
 	usersets := 0
+	var firstErr error
 	for i := range tuples {
 		t := &tuples[i]
 		if !live(t, c.now) {
 			continue
 		}
-		if exactOK && t.Subject == c.subjStr {
-			if c.explain {
-				c.logf(depth, "  tuple %s matches", t)
+		switch {
+		case t.Subject == c.subjStr:
+			// One tuple per key is read, the contextual one first (as
+			// OpenFGA reads the exact tuple).
+			if exactSeen {
+				continue
 			}
-			return outcome{ok: true, cut: noCut, path: c.steps(Step{Kind: StepTuple, Tuple: t.String()})}, nil
-		}
-		if wildOK && isWildcardOf(t.Subject, s.typ) {
-			if c.explain {
-				c.logf(depth, "  tuple %s matches (wildcard)", t)
+			exactSeen = true
+			if exact.cond = t.Condition; !rd.accepts(exact) {
+				continue
 			}
-			return outcome{ok: true, cut: noCut, path: c.steps(Step{Kind: StepWildcard, Tuple: t.String()})}, nil
+			met, err := c.condition(t, depth)
+			if err != nil {
+				firstErr = cmp.Or(firstErr, err)
+				continue
+			}
+			if met {
+				if c.explain {
+					c.logf(depth, "  tuple %s matches", t)
+				}
+				return outcome{ok: true, cut: noCut, path: c.steps(c.tupleStep(StepTuple, t))}, nil
+			}
+		case wildOK && isWildcardOf(t.Subject, s.typ):
+			if wild.cond = t.Condition; !rd.accepts(wild) {
+				continue
+			}
+			met, err := c.condition(t, depth)
+			if err != nil {
+				firstErr = cmp.Or(firstErr, err)
+				continue
+			}
+			if met {
+				if c.explain {
+					c.logf(depth, "  tuple %s matches (wildcard)", t)
+				}
+				return outcome{ok: true, cut: noCut, path: c.steps(c.tupleStep(StepWildcard, t))}, nil
+			}
 		}
 		if strings.IndexByte(t.Subject, '#') >= 0 {
 			usersets++
 		}
 	}
 	if c.explain {
-		c.logf(depth, "  direct: %d tuple(s), none is %s; %d userset(s) to follow", len(tuples), c.subjStr, usersets)
+		c.logf(depth, "  direct: %d tuple(s), none grants %s; %d userset(s) to follow", len(tuples), c.subjStr, usersets)
 	}
 	res := outcome{cut: noCut}
-	var firstErr error
+	var condErr, walkErr error
+	passed := false
 	for i := range tuples {
 		t := &tuples[i]
 		if usersets == 0 {
@@ -252,20 +302,33 @@ func (c *checker) direct(obj string, rd *relationDef, depth int) (outcome, error
 		us := parseSubjectFast(t.Subject)
 		// A tuple the model does not allow here (written before a model
 		// change, or behind the model's back) grants nothing.
-		if !rd.allows(refKey{typ: us.typ, rel: us.rel}) {
+		if !rd.accepts(refKey{typ: us.typ, rel: us.rel, cond: t.Condition}) {
 			continue
 		}
+		met, err := c.condition(t, depth)
+		if err != nil {
+			condErr = cmp.Or(condErr, err)
+			continue
+		}
+		if !met {
+			continue
+		}
+		passed = true
 		o, err := c.relation(us.obj, us.rel, depth+1)
 		if o.ok {
-			o.path = c.prepend(Step{Kind: StepTuple, Tuple: t.String()}, o.path)
+			o.path = c.prepend(c.tupleStep(StepTuple, t), o.path)
 			return o, nil
 		}
 		res.cut = min(res.cut, o.cut)
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
+		res.cycle = res.cycle || (err == nil && o.cycle)
+		walkErr = cmp.Or(walkErr, err)
 	}
-	return res, firstErr
+	// As OpenFGA's condition filter: a condition that could not be
+	// evaluated is an error only if no userset tuple passed its own.
+	if passed {
+		condErr = nil
+	}
+	return res, cmp.Or(firstErr, walkErr, condErr)
 }
 
 // isWildcardOf reports whether s is "typ:*", without allocating.
@@ -277,7 +340,7 @@ func isWildcardOf(s, typ string) bool {
 // tuples, and rel on each of them.
 func (c *checker) ttu(obj string, rd *relationDef, rw *rewrite, depth int) (outcome, error) {
 	ts := c.m.relation(rd.typ, rw.tupleset)
-	tuples, err := c.e.reader.TuplesByObject(c.ctx, obj, rw.tupleset)
+	tuples, err := c.q.reader.TuplesByObject(c.ctx, obj, rw.tupleset)
 	if err != nil {
 		return outcome{cut: noCut}, fmt.Errorf("policy: reading %s#%s: %w", obj, rw.tupleset, err)
 	}
@@ -285,25 +348,39 @@ func (c *checker) ttu(obj string, rd *relationDef, rw *rewrite, depth int) (outc
 		c.logf(depth, "  %s from %s: %d parent tuple(s)", rw.relation, rw.tupleset, len(tuples))
 	}
 	res := outcome{cut: noCut}
-	var firstErr error
+	var condErr, walkErr error
+	passed := false
 	for i := range tuples {
 		t := &tuples[i]
 		if !live(t, c.now) {
 			continue
 		}
 		p := parseSubjectFast(t.Subject)
-		if p.userset() || p.wildcard() || !ts.allows(refKey{typ: p.typ}) || c.m.relation(p.typ, rw.relation) == nil {
+		if p.userset() || p.wildcard() || !ts.accepts(refKey{typ: p.typ, cond: t.Condition}) || c.m.relation(p.typ, rw.relation) == nil {
 			continue
 		}
+		met, err := c.condition(t, depth)
+		if err != nil {
+			condErr = cmp.Or(condErr, err)
+			continue
+		}
+		if !met {
+			continue
+		}
+		passed = true
 		o, err := c.relation(t.Subject, rw.relation, depth+1)
 		if o.ok {
-			o.path = c.prepend(Step{Kind: StepParent, Node: t.Subject + "#" + rw.relation, Tuple: t.String()}, o.path)
+			st := c.tupleStep(StepParent, t)
+			st.Node = t.Subject + "#" + rw.relation
+			o.path = c.prepend(st, o.path)
 			return o, nil
 		}
 		res.cut = min(res.cut, o.cut)
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
+		res.cycle = res.cycle || (err == nil && o.cycle)
+		walkErr = cmp.Or(walkErr, err)
 	}
-	return res, firstErr
+	if passed {
+		condErr = nil
+	}
+	return res, cmp.Or(walkErr, condErr)
 }

@@ -62,7 +62,7 @@ func sortedKeys(m map[string]bool) []string {
 // in fixtures that set max_depth, and an object whose Check failed must
 // not be listed.
 func checkConsistency(t *testing.T, e *Engine, f *fixture, tuples []store.Tuple) {
-	ctx := context.Background()
+	ctx := f.request(context.Background(), nil)
 	u := fixtureUniverse(f, tuples)
 	m := e.Model()
 	tolerable := func(err error) bool { return f.MaxDepth > 0 && errors.Is(err, ErrDepthExceeded) }
@@ -94,13 +94,12 @@ func checkConsistency(t *testing.T, e *Engine, f *fixture, tuples []store.Tuple)
 			}
 		}
 	}
-	checkListUsers(t, e, u, tolerable)
+	checkListUsers(t, e, u, ctx, tolerable)
 }
 
 // checkListUsers: a subject Check accepts is listed (itself, or its
 // type's wildcard), and a subject listed by name is accepted by Check.
-func checkListUsers(t *testing.T, e *Engine, u universe, tolerable func(error) bool) {
-	ctx := context.Background()
+func checkListUsers(t *testing.T, e *Engine, u universe, ctx context.Context, tolerable func(error) bool) {
 	m := e.Model()
 	kinds := map[string][]string{} // subject type ("user", "group#member") -> subjects
 	for _, s := range sortedKeys(u.subjects) {

@@ -109,6 +109,7 @@ func (e *Engine) Explain(ctx context.Context, subj, relation, object string) (Ex
 	}
 	out, err := c.relation(object, relation, 1)
 	x.Tried = c.tried
+	x.Conditions = c.conds
 	if err != nil {
 		return x, err
 	}
@@ -119,22 +120,43 @@ func (e *Engine) Explain(ctx context.Context, subj, relation, object string) (Ex
 	return x, nil
 }
 
-// newChecker validates a question and prepares its evaluation.
+// newChecker validates a question and prepares its evaluation. As in
+// OpenFGA, a type, relation or subject type the model does not have is an
+// error, not a "no".
 func (e *Engine) newChecker(ctx context.Context, subj, relation, object string, explain bool) (*checker, error) {
 	m := e.model.Load()
 	typ, _, err := ParseObject(object)
 	if err != nil {
 		return nil, err
 	}
-	if m.relation(typ, relation) == nil {
-		return nil, fmt.Errorf("%w question: type %q has no relation %q", ErrInvalid, typ, relation)
+	if err := m.checkTarget(typ, relation); err != nil {
+		return nil, err
 	}
-	c, err := e.newCheckerWith(ctx, m, subj, e.now())
+	s, err := parseSubject(subj)
 	if err != nil {
 		return nil, err
 	}
+	if err := m.checkSubject(s, "question"); err != nil {
+		return nil, err
+	}
+	q, err := e.newQuery(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	c := q.checker(ctx, e, s, subj, e.now())
 	c.explain = explain
 	return c, nil
+}
+
+// checkTarget refuses an object type or relation the model lacks.
+func (m *Model) checkTarget(typ, relation string) error {
+	if m.types[typ] == nil {
+		return fmt.Errorf("%w question: type %q is not in the model", ErrInvalid, typ)
+	}
+	if m.relation(typ, relation) == nil {
+		return fmt.Errorf("%w question: type %q has no relation %q", ErrInvalid, typ, relation)
+	}
+	return nil
 }
 
 // live reports whether a tuple from the reader may be used. The store

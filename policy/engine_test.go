@@ -73,7 +73,7 @@ func TestExplainDenied(t *testing.T) {
 	for _, want := range []string{
 		"denied: user:bob act resource:web-1",
 		"resource:web-1#act = [user, group#member] or admin or act from project",
-		"direct: 1 tuple(s), none is user:bob",
+		"direct: 1 tuple(s), none grants user:bob",
 		"domain:acme#admin = [user, group#member]",
 		"project:payments#admin: already evaluated (no)",
 	} {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/sshbastion/bastion/store"
 )
 
 // UsersetTree is who can reach an object#relation, as a tree: each node is
@@ -38,16 +40,21 @@ func (e *Engine) Expand(ctx context.Context, object, relation string) (*UsersetT
 	if err != nil {
 		return nil, err
 	}
-	if m.relation(typ, relation) == nil {
-		return nil, fmt.Errorf("%w question: type %q has no relation %q", ErrInvalid, typ, relation)
+	if err := m.checkTarget(typ, relation); err != nil {
+		return nil, err
 	}
-	x := &expander{e: e, m: m, ctx: ctx, now: e.now(), onStack: map[nodeKey]bool{}, seen: map[nodeKey]bool{}}
+	q, err := e.newQuery(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	x := &expander{e: e, m: m, q: q, ctx: ctx, now: e.now(), onStack: map[nodeKey]bool{}, seen: map[nodeKey]bool{}}
 	return x.node(object, relation, "", 1)
 }
 
 type expander struct {
 	e       *Engine
 	m       *Model
+	q       *query
 	ctx     context.Context
 	now     time.Time
 	onStack map[nodeKey]bool // cycle guard: nodes being expanded
@@ -86,21 +93,22 @@ func (x *expander) node(obj, rel, via string, depth int) (*UsersetTree, error) {
 func (x *expander) fill(t *UsersetTree, obj string, rd *relationDef, rw *rewrite, depth int) error {
 	switch rw.op {
 	case opThis:
-		tuples, err := x.e.reader.TuplesByObject(x.ctx, obj, rd.name)
+		tuples, err := x.q.reader.TuplesByObject(x.ctx, obj, rd.name)
 		if err != nil {
 			return fmt.Errorf("policy: reading %s#%s: %w", obj, rd.name, err)
 		}
 		for i := range tuples {
 			tp := &tuples[i]
 			s := parseSubjectFast(tp.Subject)
-			if !live(tp, x.now) || !rd.allows(refKey{typ: s.typ, rel: s.rel, wildcard: s.wildcard()}) {
+			if !live(tp, x.now) || !rd.accepts(refKey{typ: s.typ, rel: s.rel, wildcard: s.wildcard(), cond: tp.Condition}) {
 				continue
 			}
+			note := x.condNote(tp)
 			if !s.userset() {
-				t.Subjects = append(t.Subjects, tp.Subject)
+				t.Subjects = append(t.Subjects, tp.Subject+note)
 				continue
 			}
-			c, err := x.node(s.obj, s.rel, tp.String(), depth+1)
+			c, err := x.node(s.obj, s.rel, tp.String()+note, depth+1)
 			if err != nil {
 				return err
 			}
@@ -114,18 +122,18 @@ func (x *expander) fill(t *UsersetTree, obj string, rd *relationDef, rw *rewrite
 		t.Children = append(t.Children, c)
 	case opTTU:
 		ts := x.m.relation(rd.typ, rw.tupleset)
-		tuples, err := x.e.reader.TuplesByObject(x.ctx, obj, rw.tupleset)
+		tuples, err := x.q.reader.TuplesByObject(x.ctx, obj, rw.tupleset)
 		if err != nil {
 			return fmt.Errorf("policy: reading %s#%s: %w", obj, rw.tupleset, err)
 		}
 		for i := range tuples {
 			tp := &tuples[i]
 			p := parseSubjectFast(tp.Subject)
-			if !live(tp, x.now) || p.userset() || p.wildcard() || !ts.allows(refKey{typ: p.typ}) ||
+			if !live(tp, x.now) || p.userset() || p.wildcard() || !ts.accepts(refKey{typ: p.typ, cond: tp.Condition}) ||
 				x.m.relation(p.typ, rw.relation) == nil {
 				continue
 			}
-			c, err := x.node(tp.Subject, rw.relation, "from "+rw.tupleset+": "+tp.String(), depth+1)
+			c, err := x.node(tp.Subject, rw.relation, "from "+rw.tupleset+": "+tp.String()+x.condNote(tp), depth+1)
 			if err != nil {
 				return err
 			}
@@ -152,6 +160,24 @@ func (x *expander) fill(t *UsersetTree, obj string, rd *relationDef, rw *rewrite
 		t.Children = append(t.Children, op)
 	}
 	return nil
+}
+
+// condNote says, for a conditional tuple, whether its condition holds
+// over the request context: the tree shows conditional grants with the
+// answer they give now, rather than hiding them or counting them as
+// unconditional.
+func (x *expander) condNote(t *store.Tuple) string {
+	if t.Condition == "" {
+		return ""
+	}
+	ev, err := x.q.condition(t)
+	switch {
+	case err != nil:
+		return " [with " + t.Condition + ": cannot be evaluated: " + err.Error() + "]"
+	case ev.met:
+		return " [with " + t.Condition + ": met]"
+	}
+	return " [with " + t.Condition + ": not met]"
 }
 
 // String prints the tree, one node per line, indented by depth.

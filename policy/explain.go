@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -36,18 +37,30 @@ type Step struct {
 	Node  string // object#relation this step leads to, if any
 	Tuple string // the tuple used, if any
 	Note  string // for StepButNot: the operand that does not hold
+	// Condition names the condition of a conditional tuple, which held
+	// with Values ("name=value, ...").
+	Condition string `json:",omitempty"`
+	Values    string `json:",omitempty"`
+}
+
+// condText is " (with NAME: values)" for a conditional step.
+func (s Step) condText() string {
+	if s.Condition == "" {
+		return ""
+	}
+	return " (with " + s.Condition + ": " + s.Values + ")"
 }
 
 func (s Step) String() string {
 	switch s.Kind {
 	case StepTuple:
-		return "<- " + s.Tuple
+		return "<- " + s.Tuple + s.condText()
 	case StepWildcard:
-		return "<- " + s.Tuple + " (everyone)"
+		return "<- " + s.Tuple + " (everyone)" + s.condText()
 	case StepComputed:
 		return "<- " + s.Node + " (computed)"
 	case StepParent:
-		return "<- " + s.Node + " (via " + s.Tuple + ")"
+		return "<- " + s.Node + " (via " + s.Tuple + s.condText() + ")"
 	case StepSelf:
 		return "<- " + s.Node + " (the subject itself)"
 	case StepAnd:
@@ -79,6 +92,43 @@ type Explanation struct {
 	// Tried, when denied, lists what was evaluated, one line per attempt,
 	// indented by depth.
 	Tried []string
+	// Conditions are the conditions evaluated on the way, in order.
+	Conditions []ConditionCheck `json:",omitempty"`
+}
+
+// ConditionCheck is one evaluation of a tuple's condition.
+type ConditionCheck struct {
+	Tuple     string
+	Condition string
+	Met       bool
+	// Values are the parameters the expression saw: "name=value, ...".
+	Values string
+	// Error, if set, says why the condition could not be evaluated (the
+	// answer was then unknown, and did not grant).
+	Error string `json:",omitempty"`
+}
+
+func (cc ConditionCheck) String() string {
+	switch {
+	case cc.Error != "":
+		return fmt.Sprintf("condition %s of %s cannot be evaluated: %s", cc.Condition, cc.Tuple, cc.Error)
+	case cc.Met:
+		return fmt.Sprintf("condition %s of %s is met (%s)", cc.Condition, cc.Tuple, cc.Values)
+	}
+	return fmt.Sprintf("condition %s of %s is not met (%s)", cc.Condition, cc.Tuple, cc.Values)
+}
+
+// Unmet returns the conditions that were evaluated and did not hold (or
+// could not be evaluated): on a denial, the grants that would have
+// applied had their conditions held.
+func (x Explanation) Unmet() []ConditionCheck {
+	var out []ConditionCheck
+	for _, c := range x.Conditions {
+		if !c.Met {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // String prints the explanation, one step per line, for example:
@@ -108,6 +158,12 @@ func (x Explanation) String() string {
 	}
 	for _, t := range x.Tried {
 		b.WriteString("    " + t + "\n")
+	}
+	if un := x.Unmet(); len(un) > 0 {
+		b.WriteString("  conditions that did not hold:\n")
+		for _, c := range un {
+			b.WriteString("    " + c.String() + "\n")
+		}
 	}
 	return b.String()
 }

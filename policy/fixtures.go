@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -33,15 +34,49 @@ type fixture struct {
 	ListObjects []fixtureList   `yaml:"list_objects"`
 	ListUsers   []fixtureUsers  `yaml:"list_users"`
 	Expand      []fixtureExpand `yaml:"expand"`
+	// Context is the request context every question is asked with
+	// (conditions read it); a check may give its own.
+	Context map[string]any `yaml:"context"`
+}
+
+// request is the context every question of the fixture is asked in.
+func (f *fixture) request(ctx context.Context, own map[string]any) context.Context {
+	c := f.Context
+	if own != nil {
+		c = own
+	}
+	if c == nil {
+		return ctx
+	}
+	return WithRequest(ctx, Request{Context: jsonValues(c)})
+}
+
+// jsonValues turns what YAML decoded (ints among others) into what JSON
+// decodes, which is what tuple and request contexts hold.
+func jsonValues(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(err)
+	}
+	return out
 }
 
 // fixtureTuple is "object#relation@subject", or a mapping with tuple,
 // expires (RFC 3339, or a duration relative to now such as -1h) and
 // unchecked (write it although the model does not allow it).
 type fixtureTuple struct {
-	Tuple     string `yaml:"tuple"`
-	Expires   string `yaml:"expires"`
-	Unchecked bool   `yaml:"unchecked"`
+	Tuple     string         `yaml:"tuple"`
+	Expires   string         `yaml:"expires"`
+	Unchecked bool           `yaml:"unchecked"`
+	Condition string         `yaml:"condition"`
+	Context   map[string]any `yaml:"context"`
 }
 
 func (f *fixtureTuple) UnmarshalYAML(n *yaml.Node) error {
@@ -54,11 +89,12 @@ func (f *fixtureTuple) UnmarshalYAML(n *yaml.Node) error {
 }
 
 type fixtureCheck struct {
-	Subject  string `yaml:"subject"`
-	Relation string `yaml:"relation"`
-	Object   string `yaml:"object"`
-	Allowed  bool   `yaml:"allowed"`
-	Error    string `yaml:"error"` // "depth": expect ErrDepthExceeded
+	Subject  string         `yaml:"subject"`
+	Relation string         `yaml:"relation"`
+	Object   string         `yaml:"object"`
+	Allowed  bool           `yaml:"allowed"`
+	Error    string         `yaml:"error"`   // "depth": expect ErrDepthExceeded; "condition": ErrCondition
+	Context  map[string]any `yaml:"context"` // instead of the fixture's
 }
 
 type fixtureList struct {
@@ -126,17 +162,18 @@ func runFixture(t *testing.T, f *fixture, newReader func(t *testing.T, tuples []
 		t.Fatal(err)
 	}
 	e := New(m, newReader(t, tuples), WithMaxDepth(f.MaxDepth))
-	ctx := context.Background()
+	ctx := f.request(context.Background(), nil)
 	for _, c := range f.Checks {
 		q := fmt.Sprintf("Check(%s, %s, %s)", c.Subject, c.Relation, c.Object)
-		ok, err := e.Check(ctx, c.Subject, c.Relation, c.Object)
+		cctx := f.request(context.Background(), c.Context)
+		ok, err := e.Check(cctx, c.Subject, c.Relation, c.Object)
 		if !wantErr(t, q, err, c.Error) {
 			continue
 		}
 		if ok != c.Allowed {
 			t.Errorf("%s = %v, want %v", q, ok, c.Allowed)
 		}
-		x, err := e.Explain(ctx, c.Subject, c.Relation, c.Object)
+		x, err := e.Explain(cctx, c.Subject, c.Relation, c.Object)
 		switch {
 		case err != nil:
 			t.Errorf("Explain: %s: %v", q, err)
@@ -193,7 +230,9 @@ func wantErr(t *testing.T, q string, err error, want string) bool {
 		t.Errorf("%s: %v", q, err)
 	case want == "depth" && !errors.Is(err, ErrDepthExceeded):
 		t.Errorf("%s: error %v, want ErrDepthExceeded", q, err)
-	case want != "" && want != "depth":
+	case want == "condition" && !errors.Is(err, ErrCondition):
+		t.Errorf("%s: error %v, want ErrCondition", q, err)
+	case want != "" && want != "depth" && want != "condition":
 		t.Errorf("%s: unknown expected error %q", q, want)
 	case want == "":
 		return true
@@ -208,6 +247,7 @@ func (f *fixture) tuples(m *Model, now time.Time) ([]store.Tuple, error) {
 		if err != nil {
 			return nil, err
 		}
+		tp.Condition, tp.Context = ft.Condition, jsonValues(ft.Context)
 		if !ft.Unchecked {
 			if err := m.ValidateTuple(tp); err != nil {
 				return nil, err

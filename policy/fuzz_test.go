@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -49,7 +50,7 @@ func FuzzParseTuple(f *testing.F) {
 			t.Fatalf("ParseTuple(%q).String() = %q", s, tp.String())
 		}
 		again, err := ParseTuple(tp.String())
-		if err != nil || again != tp {
+		if err != nil || !reflect.DeepEqual(again, tp) {
 			t.Fatalf("round trip of %q: %+v, %v", s, again, err)
 		}
 		if err := ValidateSubject(tp.Subject); err != nil {

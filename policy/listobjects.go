@@ -31,17 +31,27 @@ type walkItem struct {
 // "and" or "but not".
 func (e *Engine) ListObjects(ctx context.Context, subj, relation, objectType string) ([]string, error) {
 	m := e.model.Load()
-	if m.relation(objectType, relation) == nil {
-		return nil, fmt.Errorf("%w question: type %q has no relation %q", ErrInvalid, objectType, relation)
+	if err := m.checkTarget(objectType, relation); err != nil {
+		return nil, err
 	}
 	s, err := parseSubject(subj)
 	if err != nil {
 		return nil, err
 	}
-	r := &reverser{e: e, m: m, ctx: ctx, now: e.now(), state: map[nodeKey]uint8{},
-		cache: map[lookupKey][]store.Tuple{}}
+	if err := m.checkSubject(s, "question"); err != nil {
+		return nil, err
+	}
+	q, err := e.newQuery(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	r := &reverser{e: e, m: m, q: q, ctx: ctx, now: e.now(), state: map[nodeKey]uint8{},
+		cache: map[lookupKey][]store.Tuple{}, leads: m.leadsTo(relKey{objectType, relation})}
 	if err := r.run(s, subj); err != nil {
 		return nil, err
+	}
+	if r.condErr != nil {
+		return nil, r.condErr
 	}
 	var out []string
 	for k, st := range r.state {
@@ -49,15 +59,11 @@ func (e *Engine) ListObjects(ctx context.Context, subj, relation, objectType str
 			continue
 		}
 		if st == tentative {
-			c, err := e.newCheckerWith(ctx, m, subj, r.now)
+			ok, err := q.confirm(ctx, e, subj, k.obj, relation, r.now)
 			if err != nil {
 				return nil, err
 			}
-			o, err := c.relation(k.obj, relation, 1)
-			if err != nil {
-				return nil, err
-			}
-			if !o.ok {
+			if !ok {
 				continue
 			}
 		}
@@ -73,6 +79,7 @@ type lookupKey struct{ subject, objectType string }
 type reverser struct {
 	e   *Engine
 	m   *Model
+	q   *query
 	ctx context.Context
 	now time.Time
 	// state is the visited set and the cycle guard: a membership is
@@ -81,6 +88,11 @@ type reverser struct {
 	state map[nodeKey]uint8
 	queue []walkItem
 	cache map[lookupKey][]store.Tuple
+	// leads holds the relations from which the walk can reach the
+	// target; condErr is the first condition on a tuple leading into one
+	// of them that could not be evaluated.
+	leads   map[relKey]bool
+	condErr error
 }
 
 func (r *reverser) run(s subject, subj string) error {
@@ -136,7 +148,7 @@ func (r *reverser) bySubject(subj, objectType string) ([]store.Tuple, error) {
 	if ts, ok := r.cache[k]; ok {
 		return ts, nil
 	}
-	ts, err := r.e.reader.TuplesBySubject(r.ctx, subj, objectType)
+	ts, err := r.q.reader.TuplesBySubject(r.ctx, subj, objectType)
 	if err != nil {
 		return nil, fmt.Errorf("policy: reading tuples of %s: %w", subj, err)
 	}
@@ -167,10 +179,15 @@ func (r *reverser) viaTuples(subj string, edges []edge, tent bool, depth int) er
 				continue
 			}
 			for _, e := range group {
-				if e.rel == t.Relation {
-					if err := r.add(t.Object, e.rel, tent || e.tentative, depth); err != nil {
-						return err
-					}
+				if e.rel != t.Relation || !r.counts(t) {
+					continue
+				}
+				follow, tt := r.follow(t, e.rel, tent || e.tentative)
+				if !follow {
+					continue
+				}
+				if err := r.add(t.Object, e.rel, tt, depth); err != nil {
+					return err
 				}
 			}
 		}
@@ -208,14 +225,80 @@ func (r *reverser) expand(it walkItem) error {
 				continue
 			}
 			for _, e := range ttus[i:j] {
-				if e.tupleset == t.Relation {
-					if err := r.add(t.Object, e.rel, it.tentative || e.tentative, it.depth+1); err != nil {
-						return err
-					}
+				if e.tupleset != t.Relation || !r.counts(t) {
+					continue
+				}
+				follow, tt := r.follow(t, e.rel, it.tentative || e.tentative)
+				if !follow {
+					continue
+				}
+				if err := r.add(t.Object, e.rel, tt, it.depth+1); err != nil {
+					return err
 				}
 			}
 		}
 		i = j
 	}
 	return nil
+}
+
+// counts reports whether the model accepts t (its subject type and
+// condition) on its object's relation: tuples it does not grant nothing.
+func (r *reverser) counts(t *store.Tuple) bool {
+	rd := r.m.relation(typeOf(t.Object), t.Relation)
+	if rd == nil {
+		return false
+	}
+	s := parseSubjectFast(t.Subject)
+	return rd.accepts(refKey{typ: s.typ, rel: s.rel, wildcard: s.wildcard(), cond: t.Condition})
+}
+
+// follow is walkCondition for the reverse walk, which also keeps the
+// first condition that cannot be evaluated on a tuple granting rel, a
+// relation that leads to the target. OpenFGA's ListObjects fails with
+// such an error (below its result limit) even when the objects are also
+// reached another way; answering with a partial list instead would hide
+// a grant whose condition is broken, so the bastion fails the same way.
+func (r *reverser) follow(t *store.Tuple, rel string, tent bool) (follow, tentative bool) {
+	if t.Condition == "" {
+		return true, tent
+	}
+	ev, err := r.q.condition(t)
+	if err != nil {
+		if r.condErr == nil && r.leads[relKey{typeOf(t.Object), rel}] {
+			r.condErr = err
+		}
+		return true, true
+	}
+	return ev.met, tent
+}
+
+// leadsTo returns the relations from which the reverse walk can reach
+// target (target among them): those with an edge into one of them.
+func (m *Model) leadsTo(target relKey) map[relKey]bool {
+	leads := map[relKey]bool{target: true}
+	for changed := true; changed; {
+		changed = false
+		mark := func(from relKey, typ, rel string) {
+			if !leads[from] && leads[relKey{typ, rel}] {
+				leads[from], changed = true, true
+			}
+		}
+		for from, es := range m.rev.computed {
+			for _, e := range es {
+				mark(from, e.typ, e.rel)
+			}
+		}
+		for from, es := range m.rev.userset {
+			for _, e := range es {
+				mark(from, e.typ, e.rel)
+			}
+		}
+		for from, es := range m.rev.ttu {
+			for _, e := range es {
+				mark(from, e.typ, e.rel)
+			}
+		}
+	}
+	return leads
 }

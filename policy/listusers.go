@@ -21,14 +21,26 @@ func (e *Engine) ListUsers(ctx context.Context, object, relation, subjectType st
 	if err != nil {
 		return nil, err
 	}
-	if m.relation(typ, relation) == nil {
-		return nil, fmt.Errorf("%w question: type %q has no relation %q", ErrInvalid, typ, relation)
+	if err := m.checkTarget(typ, relation); err != nil {
+		return nil, err
 	}
 	wantTyp, wantRel, _ := strings.Cut(subjectType, "#")
 	if !validName(wantTyp, maxTypeLen) || (strings.Contains(subjectType, "#") && !validName(wantRel, maxRelationLen)) {
 		return nil, fmt.Errorf("%w subject type %q: want type or type#relation", ErrInvalid, subjectType)
 	}
-	f := &forward{e: e, m: m, ctx: ctx, now: e.now(), wantTyp: wantTyp, wantRel: wantRel,
+	// A filter naming a type or relation the model lacks is an error, as
+	// in OpenFGA, not an empty answer.
+	if m.types[wantTyp] == nil {
+		return nil, fmt.Errorf("%w subject type %q: type %q is not in the model", ErrInvalid, subjectType, wantTyp)
+	}
+	if wantRel != "" && m.relation(wantTyp, wantRel) == nil {
+		return nil, fmt.Errorf("%w subject type %q: type %q has no relation %q", ErrInvalid, subjectType, wantTyp, wantRel)
+	}
+	q, err := e.newQuery(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	f := &forward{e: e, m: m, q: q, ctx: ctx, now: e.now(), wantTyp: wantTyp, wantRel: wantRel,
 		state: map[nodeKey]uint8{}, found: map[string]uint8{}}
 	if err := f.run(object, relation); err != nil {
 		return nil, err
@@ -36,15 +48,11 @@ func (e *Engine) ListUsers(ctx context.Context, object, relation, subjectType st
 	var out []string
 	for subj, st := range f.found {
 		if st == tentative {
-			c, err := e.newCheckerWith(ctx, m, subj, f.now)
+			ok, err := q.confirm(ctx, e, subj, object, relation, f.now)
 			if err != nil {
 				return nil, err
 			}
-			o, err := c.relation(object, relation, 1)
-			if err != nil {
-				return nil, err
-			}
-			if !o.ok {
+			if !ok {
 				continue
 			}
 		}
@@ -58,6 +66,7 @@ func (e *Engine) ListUsers(ctx context.Context, object, relation, subjectType st
 type forward struct {
 	e                *Engine
 	m                *Model
+	q                *query
 	ctx              context.Context
 	now              time.Time
 	wantTyp, wantRel string
@@ -121,7 +130,7 @@ func (f *forward) addFound(subj string, tent bool) {
 }
 
 func (f *forward) read(obj, rel string) ([]store.Tuple, error) {
-	ts, err := f.e.reader.TuplesByObject(f.ctx, obj, rel)
+	ts, err := f.q.reader.TuplesByObject(f.ctx, obj, rel)
 	if err != nil {
 		return nil, fmt.Errorf("policy: reading %s#%s: %w", obj, rel, err)
 	}
@@ -141,14 +150,18 @@ func (f *forward) walk(it walkItem, rd *relationDef, rw *rewrite, tent bool) err
 				continue
 			}
 			s := parseSubjectFast(t.Subject)
-			if !rd.allows(refKey{typ: s.typ, rel: s.rel, wildcard: s.wildcard()}) {
+			if !rd.accepts(refKey{typ: s.typ, rel: s.rel, wildcard: s.wildcard(), cond: t.Condition}) {
 				continue // a tuple the model does not allow here grants nothing
+			}
+			follow, tt := f.q.walkCondition(t, tent)
+			if !follow {
+				continue
 			}
 			switch {
 			case s.userset():
-				f.add(s.obj, s.rel, tent, it.depth+1)
+				f.add(s.obj, s.rel, tt, it.depth+1)
 			case f.wantRel == "" && s.typ == f.wantTyp:
-				f.addFound(t.Subject, tent)
+				f.addFound(t.Subject, tt)
 			}
 		}
 	case opComputed:
@@ -162,11 +175,12 @@ func (f *forward) walk(it walkItem, rd *relationDef, rw *rewrite, tent bool) err
 		for i := range tuples {
 			t := &tuples[i]
 			p := parseSubjectFast(t.Subject)
-			if !live(t, f.now) || p.userset() || p.wildcard() || !ts.allows(refKey{typ: p.typ}) {
+			if !live(t, f.now) || p.userset() || p.wildcard() || !ts.accepts(refKey{typ: p.typ, cond: t.Condition}) {
 				continue
 			}
-			if f.m.relation(p.typ, rw.relation) != nil {
-				f.add(t.Subject, rw.relation, tent, it.depth+1)
+			follow, tt := f.q.walkCondition(t, tent)
+			if follow && f.m.relation(p.typ, rw.relation) != nil {
+				f.add(t.Subject, rw.relation, tt, it.depth+1)
 			}
 		}
 	case opUnion:
@@ -187,13 +201,46 @@ func (f *forward) walk(it walkItem, rd *relationDef, rw *rewrite, tent bool) err
 	return nil
 }
 
-// newCheckerWith prepares a Check of subj against model m at time now,
-// for confirming candidates found by the list walks with the same model.
-func (e *Engine) newCheckerWith(ctx context.Context, m *Model, subj string, now time.Time) (*checker, error) {
+// checker prepares a Check of subject s (subj as written) against the
+// query's model, reader and request context at time now; the list walks
+// use it to confirm their candidates with the same model.
+func (q *query) checker(ctx context.Context, e *Engine, s subject, subj string, now time.Time) *checker {
+	return &checker{e: e, m: q.m, q: q, ctx: ctx, subj: s, subjStr: subj, now: now,
+		memo: map[nodeKey]outcome{}, onStack: map[nodeKey]int{}}
+}
+
+// confirm runs Check for a candidate of a list walk.
+func (q *query) confirm(ctx context.Context, e *Engine, subj, object, relation string, now time.Time) (bool, error) {
 	s, err := parseSubject(subj)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	return &checker{e: e, m: m, ctx: ctx, subj: s, subjStr: subj, now: now,
-		memo: map[nodeKey]outcome{}, onStack: map[nodeKey]int{}}, nil
+	o, err := q.checker(ctx, e, s, subj, now).relation(object, relation, 1)
+	return o.ok, err
+}
+
+// condition evaluates t's condition over the query's request context.
+func (q *query) condition(t *store.Tuple) (condEval, error) {
+	cd := q.m.conds[t.Condition]
+	if cd == nil {
+		// Callers check that the model accepts the tuple's condition
+		// first; one it lacks never holds.
+		return condEval{}, nil
+	}
+	return cd.evaluate(t, q.req)
+}
+
+// walkCondition is how a list walk treats a tuple's condition: follow it
+// (definite or tentative as the walk was) when met, drop it when not, and
+// when it cannot be evaluated follow it tentatively, so that Check, which
+// confirms tentative candidates, decides or reports the error.
+func (q *query) walkCondition(t *store.Tuple, tent bool) (follow, tentative bool) {
+	if t.Condition == "" {
+		return true, tent
+	}
+	ev, err := q.condition(t)
+	if err != nil {
+		return true, true
+	}
+	return ev.met, tent
 }

@@ -10,8 +10,6 @@ import (
 
 	openfgav1 "github.com/openfga/api/proto/openfga/v1"
 	"github.com/openfga/language/pkg/go/transformer"
-
-	"github.com/sshbastion/bastion/store"
 )
 
 // Model is a loaded and validated authorization model. It is immutable, so
@@ -21,6 +19,8 @@ type Model struct {
 	types  map[string]*typeDef
 	order  []string // type names in declaration order
 	rev    reverseIndex
+	// conds are the model's conditions, compiled once at load.
+	conds map[string]*condition
 }
 
 type typeDef struct {
@@ -35,37 +35,59 @@ type relationDef struct {
 	line      int
 	rw        *rewrite
 	direct    []TypeRef           // who may be written directly (the [ ... ] part)
-	allowed   map[refKey]struct{} // the same, as a set
+	allowed   map[refKey]struct{} // the subject types of direct, with or without a condition
+	// valid holds the subject types and conditions (cond "" for none) a
+	// stored tuple may have here to count: the OpenFGA server's read-time
+	// rules, so that the same tuples count here as there.
+	valid map[refKey]struct{}
 }
 
 // refKey identifies an allowed subject type: {user} for "user", {user, "",
-// true} for "user:*", {group, member} for "group#member".
+// true} for "user:*", {group, member} for "group#member"; cond names a
+// condition in relationDef.valid.
 type refKey struct {
 	typ, rel string
 	wildcard bool
+	cond     string
 }
 
+// allows reports whether the subject type k (its cond ignored) is in the
+// relation's type restrictions, with or without a condition.
 func (r *relationDef) allows(k refKey) bool {
+	k.cond = ""
 	_, ok := r.allowed[k]
 	return ok
 }
 
+// accepts reports whether a tuple with a subject of type k and condition
+// k.cond ("" for none) counts on this relation.
+func (r *relationDef) accepts(k refKey) bool {
+	_, ok := r.valid[k]
+	return ok
+}
+
 // TypeRef is one subject type allowed by a direct assignment: "user",
-// "user:*" (Wildcard) or "group#member" (Relation set).
+// "user:*" (Wildcard) or "group#member" (Relation set), and "user with
+// on_shift" when Condition is set: such tuples must carry that condition.
 type TypeRef struct {
-	Type     string
-	Relation string
-	Wildcard bool
+	Type      string
+	Relation  string
+	Wildcard  bool
+	Condition string
 }
 
 func (t TypeRef) String() string {
+	s := t.Type
 	switch {
 	case t.Wildcard:
-		return t.Type + ":*"
+		s += ":*"
 	case t.Relation != "":
-		return t.Type + "#" + t.Relation
+		s += "#" + t.Relation
 	}
-	return t.Type
+	if t.Condition != "" {
+		s += " with " + t.Condition
+	}
+	return s
 }
 
 type opKind uint8
@@ -275,30 +297,6 @@ func (m *Model) DirectTypes(typ, rel string) []TypeRef {
 func (m *Model) relation(typ, rel string) *relationDef {
 	if td := m.types[typ]; td != nil {
 		return td.relations[rel]
-	}
-	return nil
-}
-
-// ValidateTuple checks a tuple against the model: the object's type and the
-// relation exist, and the subject is of a type the relation accepts
-// directly. The engine ignores stored tuples that fail this check.
-func (m *Model) ValidateTuple(t store.Tuple) error {
-	obj, rel, subj := t.Object, t.Relation, t.Subject
-	typ, _, err := ParseObject(obj)
-	if err != nil {
-		return err
-	}
-	s, err := parseSubject(subj)
-	if err != nil {
-		return err
-	}
-	rd := m.relation(typ, rel)
-	if rd == nil {
-		return fmt.Errorf("%w tuple %s#%s@%s: type %q has no relation %q", ErrInvalid, obj, rel, subj, typ, rel)
-	}
-	if !rd.allows(refKey{typ: s.typ, rel: s.rel, wildcard: s.wildcard()}) {
-		return fmt.Errorf("%w tuple %s#%s@%s: %s#%s accepts only %s", ErrInvalid, obj, rel, subj, typ, rel,
-			(&rewrite{op: opThis}).format(rd.direct, false))
 	}
 	return nil
 }

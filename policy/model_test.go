@@ -2,9 +2,11 @@ package policy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -32,7 +34,7 @@ func TestDefaultModelRelations(t *testing.T) {
 		"group":    {"member"},
 		"domain":   {"admin", "reviewer", "member", "view"},
 		"project":  {"domain", "admin", "reviewer", "member", "viewer", "view", "act"},
-		"resource": {"project", "admin", "reviewer", "member", "act", "view", "requestable"},
+		"resource": {"project", "admin", "reviewer", "member", "act", "view", "requestable", "forward_agent", "egress"},
 	}
 	if got := m.Types(); !slices.Equal(got, []string{"user", "group", "domain", "project", "resource"}) {
 		t.Errorf("Types() = %v", got)
@@ -57,9 +59,18 @@ func TestLoadModelErrors(t *testing.T) {
 		dsl  string
 		want []string // substrings, each of which the error must contain
 	}{
-		{"condition use and block",
-			head + "type doc\n  relations\n    define viewer: [user with nonempty]\n\ncondition nonempty(x: string) {\n  x != \"\"\n}\n",
-			[]string{"model.fga:6: conditions are not supported", "model.fga:8: conditions are not supported"}},
+		{"condition type error",
+			head + "type doc\n  relations\n    define viewer: [user with nonempty]\n\ncondition nonempty(x: string) {\n  x != 1\n}\n",
+			[]string{"model.fga:9: condition nonempty: found no matching overload for '_!=_'"}},
+		{"condition not bool",
+			head + "type doc\n  relations\n    define viewer: [user with c]\n\ncondition c(x: string) {\n  x + \"a\"\n}\n",
+			[]string{"model.fga:9: condition c: the expression is of type string; a condition must be a bool"}},
+		{"condition unknown variable on a later line",
+			head + "type doc\n  relations\n    define viewer: [user with c]\n\ncondition c(x: string) {\n  x == \"a\" &&\n  y == \"b\"\n}\n",
+			[]string{"model.fga:10: condition c: undeclared reference to 'y'"}},
+		{"undefined condition",
+			head + "type doc\n  relations\n    define viewer: [user with nope]\n",
+			[]string{`model.fga:6: doc#viewer uses condition "nope", which the model does not define`}},
 		{"syntax error",
 			head + "type doc\n  relations\n    define viewer: [user] oor owner\n",
 			[]string{"model.fga:6: syntax error"}},
@@ -166,16 +177,15 @@ func TestValidateTuple(t *testing.T) {
 
 func TestParseTuple(t *testing.T) {
 	good := map[string]store.Tuple{
-		"resource:web-1#act@user:alice":            {Object: "resource:web-1", Relation: "act", Subject: "user:alice"},
-		"project:p#member@group:ops#member":        {Object: "project:p", Relation: "member", Subject: "group:ops#member"},
-		"project:p#viewer@user:*":                  {Object: "project:p", Relation: "viewer", Subject: "user:*"},
-		"resource:db#act@user:alice@example.com":   {Object: "resource:db", Relation: "act", Subject: "user:alice@example.com"},
-		"resource:a@b#act@user:x":                  {Object: "resource:a@b", Relation: "act", Subject: "user:x"},
-		"resource:ns:pod/x#act@user:kube:system-1": {Object: "resource:ns:pod/x", Relation: "act", Subject: "user:kube:system-1"},
+		"resource:web-1#act@user:alice":          {Object: "resource:web-1", Relation: "act", Subject: "user:alice"},
+		"project:p#member@group:ops#member":      {Object: "project:p", Relation: "member", Subject: "group:ops#member"},
+		"project:p#viewer@user:*":                {Object: "project:p", Relation: "viewer", Subject: "user:*"},
+		"resource:db#act@user:alice@example.com": {Object: "resource:db", Relation: "act", Subject: "user:alice@example.com"},
+		"resource:a@b#act@user:x":                {Object: "resource:a@b", Relation: "act", Subject: "user:x"},
 	}
 	for s, want := range good {
 		got, err := ParseTuple(s)
-		if err != nil || got != want {
+		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("ParseTuple(%q) = %+v, %v; want %+v", s, got, err, want)
 		}
 	}
@@ -186,9 +196,44 @@ func TestParseTuple(t *testing.T) {
 		"resource:*#act@user:a", "resource:web 1#act@user:a", "resource:web-1#a ct@user:a",
 		"resource:web-1#act@user:*#member", "resource:web-1#act@user:a*", "resource:web-1#act@*:*",
 		"resource:web-1#act@user:a\n", "resource:web-1#act:x@user:a",
+		// OpenFGA's id syntax: no ':' inside an id, no whitespace.
+		"resource:ns:pod/x#act@user:x", "resource:a#act@user:kube:system-1", "resource:a:b:c#act@user:x",
+		"resource:a\tb#act@user:x", "resource:a#act@group:x:y#member",
 	} {
 		if tp, err := ParseTuple(s); !errors.Is(err, ErrInvalid) {
 			t.Errorf("ParseTuple(%q) = %+v, %v; want ErrInvalid", s, tp, err)
+		}
+	}
+}
+
+// The condition example commented in the default model loads once
+// enabled as its comment says, and decides by the caller's address.
+func TestDefaultModelConditionExample(t *testing.T) {
+	const act = "define act: [user, group#member] or admin or act from project"
+	var b strings.Builder
+	for _, ln := range strings.Split(DefaultModel, "\n") {
+		switch {
+		case strings.Contains(ln, act):
+			ln = strings.Replace(ln, act, "define act: [user, group#member, user with from_office] or admin or act from project", 1)
+		case strings.HasPrefix(ln, "# condition ") || strings.HasPrefix(ln, "#   source_ip") || ln == "# }":
+			ln = strings.TrimPrefix(ln, "# ")
+		}
+		b.WriteString(ln + "\n")
+	}
+	m, err := LoadBastionModel(b.String())
+	if err != nil {
+		t.Fatalf("the enabled example does not load: %v\n%s", err, b.String())
+	}
+	grant := store.Tuple{Object: "resource:web-1", Relation: "act", Subject: "user:alice",
+		Condition: "from_office", Context: map[string]any{"cidr": "10.0.0.0/8"}}
+	if err := m.ValidateTuple(grant); err != nil {
+		t.Fatal(err)
+	}
+	e := New(m, newMemReader([]store.Tuple{grant}))
+	for ip, want := range map[string]bool{"10.1.2.3": true, "192.168.1.1": false} {
+		ctx := WithRequest(context.Background(), Request{Context: map[string]any{ParamSourceIP: ip}})
+		if ok, err := e.Check(ctx, "user:alice", "act", "resource:web-1"); err != nil || ok != want {
+			t.Errorf("from %s: %v, %v; want %v", ip, ok, err, want)
 		}
 	}
 }

@@ -25,6 +25,10 @@ type conditionPos struct {
 	line     int
 	typ, rel string // set for a "with cond" use inside a relation
 	name     string
+	// decl marks a "condition NAME(...) { ... }" block; exprLine is the
+	// line its expression starts on.
+	decl     bool
+	exprLine int
 }
 
 // posListener records positions while the parse tree is walked.
@@ -98,10 +102,14 @@ func (l *posListener) ExitRelationDefTypeRestriction(ctx *parser.RelationDefType
 }
 
 func (l *posListener) EnterCondition(ctx *parser.ConditionContext) {
-	cp := conditionPos{line: line(ctx.GetStart())}
+	cp := conditionPos{line: line(ctx.GetStart()), decl: true}
 	if ctx.ConditionName() != nil {
 		cp.name = ctx.ConditionName().GetText()
 		cp.line = line(ctx.ConditionName().GetStart())
+	}
+	cp.exprLine = cp.line
+	if x := ctx.ConditionExpression(); x != nil {
+		cp.exprLine = line(x.GetStart())
 	}
 	l.p.conditions = append(l.p.conditions, cp)
 }

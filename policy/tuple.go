@@ -75,14 +75,15 @@ func validName(n string, max int) bool {
 	return true
 }
 
-// validID reports whether id is a usable object id. '*' is reserved for
-// wildcards and '#' separates a userset relation, so neither may appear.
+// validID reports whether id is a usable object id, by OpenFGA's syntax:
+// '*' is reserved for wildcards, '#' separates a userset relation and ':'
+// the type, so none may appear (a:b:c is not an object), nor may spaces.
 func validID(id string) bool {
 	if id == "" {
 		return false
 	}
 	for _, r := range id {
-		if r == '#' || r == '*' || unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar {
+		if r == '#' || r == '*' || r == ':' || unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar {
 			return false
 		}
 	}

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	openfgav1 "github.com/openfga/api/proto/openfga/v1"
 )
@@ -22,18 +23,8 @@ func build(proto *openfgav1.AuthorizationModel, pos *positions, src string) (*Mo
 	for _, ln := range pos.extend {
 		fail(ln, "extend is not supported")
 	}
-	for _, c := range pos.conditions {
-		if c.typ != "" {
-			fail(c.line, "conditions are not supported (%s#%s uses condition %q)", c.typ, c.rel, c.name)
-		} else {
-			fail(c.line, "conditions are not supported (condition %q)", c.name)
-		}
-	}
-	if len(pos.conditions) == 0 && len(proto.GetConditions()) > 0 {
-		fail(0, "conditions are not supported")
-	}
-
-	m := &Model{source: src, types: map[string]*typeDef{}}
+	m := &Model{source: src, types: map[string]*typeDef{}, conds: map[string]*condition{}}
+	buildConditions(m, proto, pos, fail, &errs)
 	for _, ptd := range proto.GetTypeDefinitions() {
 		name := ptd.GetType()
 		lines := pos.types[name]
@@ -60,10 +51,12 @@ func build(proto *openfgav1.AuthorizationModel, pos *positions, src string) (*Mo
 			}
 			rd.rw = rw
 			for _, ref := range ptd.GetMetadata().GetRelations()[rel].GetDirectlyRelatedUserTypes() {
-				tr := TypeRef{Type: ref.GetType(), Relation: ref.GetRelation(), Wildcard: ref.GetWildcard() != nil}
+				tr := TypeRef{Type: ref.GetType(), Relation: ref.GetRelation(), Wildcard: ref.GetWildcard() != nil,
+					Condition: ref.GetCondition()}
 				rd.direct = append(rd.direct, tr)
 				rd.allowed[refKey{typ: tr.Type, rel: tr.Relation, wildcard: tr.Wildcard}] = struct{}{}
 			}
+			rd.buildValid()
 			td.relations[rel] = rd
 			td.order = append(td.order, rel)
 		}
@@ -92,6 +85,52 @@ func build(proto *openfgav1.AuthorizationModel, pos *positions, src string) (*Mo
 	}
 	m.rev = buildReverseIndex(m)
 	return m, nil
+}
+
+// buildConditions compiles the model's conditions into m.conds, and checks
+// that every "with NAME" names one. Type errors in an expression are
+// refused here, at load, with their line.
+func buildConditions(m *Model, proto *openfgav1.AuthorizationModel, pos *positions, fail func(int, string, ...any), errs *[]*ModelError) {
+	decl := map[string]conditionPos{}
+	for _, c := range pos.conditions {
+		if c.decl {
+			if _, dup := decl[c.name]; !dup {
+				decl[c.name] = c
+			}
+		}
+	}
+	names := make([]string, 0, len(proto.GetConditions()))
+	for n := range proto.GetConditions() {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		pc := proto.GetConditions()[n]
+		d := decl[n]
+		if pc.GetName() != n {
+			fail(d.line, "condition %q is declared as %q", n, pc.GetName())
+			continue
+		}
+		cd, cerrs := compileCondition(pc, d.line, d.exprLine)
+		if len(cerrs) > 0 {
+			*errs = append(*errs, cerrs...)
+			continue
+		}
+		m.conds[n] = cd
+	}
+	for _, c := range pos.conditions {
+		switch {
+		case c.decl:
+		case strings.HasPrefix(c.name, "$"):
+			// An inline expression in a type restriction is a newer DSL
+			// form the OpenFGA server (v1.22) does not take.
+			fail(c.line, "%s#%s: inline condition expressions (%s) are not supported: declare a condition and name it", c.typ, c.rel, c.name)
+		case c.name == "":
+			fail(c.line, "%s#%s: \"with\" needs a condition name", c.typ, c.rel)
+		case proto.GetConditions()[c.name] == nil:
+			fail(c.line, "%s#%s uses condition %q, which the model does not define", c.typ, c.rel, c.name)
+		}
+	}
 }
 
 // checkRewrite verifies that everything a relation refers to exists.

@@ -4,6 +4,7 @@
 # one run (bench/policycmp). Installs OpenFGA once into a cache directory
 # outside the repository. Extra arguments go to policycmp, e.g.
 #   scripts/bench-policy.sh -duration 5s -openfga-datastore sqlite
+#   scripts/bench-policy.sh -cond    # conditional data (BENCH_ONLY=policycond)
 # Environment: BENCH_CACHE (default ~/.cache/bastion-bench), POLICY_BENCH_OUT
 # (also write the table there).
 set -euo pipefail
@@ -27,5 +28,9 @@ args=(-openfga "$openfga")
 if [ -n "${POLICY_BENCH_OUT:-}" ]; then
   args+=(-out "$POLICY_BENCH_OUT")
 fi
-echo "== policy: bastion engine vs OpenFGA $OPENFGA_VERSION (1M tuples; Check at 1 and 16 callers; ListObjects)"
+if [[ " $* " == *" -cond "* ]]; then
+  echo "== policycond: bastion engine vs OpenFGA $OPENFGA_VERSION on conditional data (~26k tuples, 10% conditional; 3000 checks with request contexts x 3 passes; 90 lists); fails on any disagreement"
+else
+  echo "== policy: bastion engine vs OpenFGA $OPENFGA_VERSION (1M tuples; Check at 1 and 16 callers; ListObjects)"
+fi
 go run ./bench/policycmp "${args[@]}" "$@"

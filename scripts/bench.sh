@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # `make bench`: each benchmark runs side by side with its peer in one run,
 # and the ratio is printed. Raw `go test -bench` output goes to bench.out.
-# BENCH_ONLY=p1,p2,p3e,p5,p6,p7,p8,p9,p10,p11,policy runs a subset (the
+# BENCH_ONLY=p1,p2,p3e,p5,p6,p7,p8,p9,p10,p11,policy,policycond runs a subset (the
 # default is all of them). BASTION_P8_SECONDS, BASTION_P8_WRITERS and BASTION_P9_TRIALS
 # tune P8 and P9 (10 s, 64 appenders per replica, 200 trials).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bench.out}
-only=${BENCH_ONLY:-p1,p2,p3e,p5,p6,p7,p8,p9,p10,p11,policy}
+only=${BENCH_ONLY:-p1,p2,p3e,p5,p6,p7,p8,p9,p10,p11,policy,policycond}
 : > "$out"
 want() { [[ ",$only," == *",$1,"* ]]; }
 
@@ -112,4 +112,8 @@ fi
 if want policy; then
   echo
   bash scripts/bench-policy.sh
+fi
+if want policycond; then
+  echo
+  bash scripts/bench-policy.sh -cond
 fi

@@ -9,6 +9,11 @@ command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v asciinema >/dev/null 2>&1 || need+=(asciinema)
+# The software FIDO2 authenticator of the security-key tests is Go built
+# with -buildmode=c-shared (cgo): it needs a C compiler and libc headers.
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+[ -f /usr/include/stdlib.h ] || need+=(libc6-dev)
+[ -x /usr/lib/openssh/ssh-sk-helper ] || need+=(openssh-client)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

@@ -38,6 +38,21 @@ type Key struct {
 	Source        string    `json:"source,omitempty"` // "admin", "bootstrap", "oidc"
 	Added         time.Time `json:"added"`
 	Expires       time.Time `json:"expires,omitzero"` // zero means never
+	// Security keys (sk-*): NoTouchRequired accepts signatures without
+	// the user-presence flag (ssh-keygen -O no-touch-required);
+	// VerifyRequired demands the user-verification flag (a PIN).
+	NoTouchRequired bool `json:"no_touch_required,omitempty"`
+	VerifyRequired  bool `json:"verify_required,omitempty"`
+	// The last strong login this key carries: the OIDC device login that
+	// bound it, or a `step-up`. It satisfies step-up requirements on new
+	// connections with this key until StrongUntil (step_up.remember
+	// after it was made), and only within their maximum age of
+	// StrongAuthTime (the IdP's auth_time).
+	StrongAuthTime time.Time `json:"strong_auth_time,omitzero"`
+	StrongMethod   string    `json:"strong_method,omitempty"`
+	StrongACR      string    `json:"strong_acr,omitempty"`
+	StrongAMR      []string  `json:"strong_amr,omitempty"`
+	StrongUntil    time.Time `json:"strong_until,omitzero"`
 }
 
 // Expired reports whether the key is past its expiry at now.
@@ -58,6 +73,10 @@ type Resource struct {
 	TTL         time.Duration     `json:"ttl,omitempty" yaml:"ttl,omitempty"`
 	IdleTimeout time.Duration     `json:"idle_timeout,omitempty" yaml:"idle_timeout,omitempty"`
 	Kube        *KubeSpec         `json:"kube,omitempty" yaml:"kube,omitempty"`
+	// StepUp is the step-up this Resource demands of every session to it
+	// ("10m", "10m,acr=sk,acr=sk-uv": see subsystems/stepup); empty: none
+	// beyond the config's.
+	StepUp string `json:"step_up,omitempty" yaml:"step_up,omitempty"`
 	// Origin is where the Resource was defined: OriginConfig (the
 	// operator's config file, trusted as written) or OriginSSH (made over
 	// ssh; its addresses are checked again at every dial). Anything but
@@ -109,11 +128,19 @@ type CertRevocation struct {
 // Tuple is one relationship: Object#Relation@Subject, for example
 // "resource:web-1#act@user:alice" or "project:p#member@group:ops#member".
 // A non-zero Expires makes the tuple invisible from that instant on.
+//
+// Condition, when set, names a condition of the model (OpenFGA's
+// conditional tuples): the tuple grants only when the condition holds
+// over Context (the parameters fixed when the grant was written, as JSON
+// values: strings, float64 numbers, bools, lists, maps) merged with the
+// request's context. Tuples without them read and write as before.
 type Tuple struct {
-	Object   string    `json:"object"`
-	Relation string    `json:"relation"`
-	Subject  string    `json:"subject"`
-	Expires  time.Time `json:"expires,omitzero"`
+	Object    string         `json:"object"`
+	Relation  string         `json:"relation"`
+	Subject   string         `json:"subject"`
+	Expires   time.Time      `json:"expires,omitzero"`
+	Condition string         `json:"condition,omitempty"`
+	Context   map[string]any `json:"context,omitempty"`
 }
 
 // Expired reports whether the tuple is past its expiry at now.

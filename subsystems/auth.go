@@ -39,6 +39,11 @@ type connState struct {
 	keyFailure string   // why the last offered key was refused
 	// keyFailureKind is keyFailure's reason label (see keyFailureKind).
 	keyFailureKind string
+	// touchKey is the last key offered when it was a registered security
+	// key that needs a touch: x/crypto ends the handshake, without a
+	// callback, when its signature lacks user presence, so a login that
+	// fails after offering it is explained by it.
+	touchKey string
 	// certRefused holds the certificates refused (and audited as
 	// auth.cert.refuse) on this connection: one event per attempt.
 	certRefused map[string]bool
@@ -195,6 +200,11 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 				return s.authenticated(ctx, st, cm, p)
 			}
 			p, err := s.auth.Verified(ctx, key, cm.RemoteAddr().String())
+			if errors.Is(err, authn.ErrVerifyUnsupported) {
+				// Said to the client: it signed with a registered key and
+				// deserves to know why that is not enough.
+				return nil, &gossh.BannerError{Err: err, Message: "bastion: " + err.Error() + "\r\n"}
+			}
 			if errors.Is(err, authn.ErrStoreUnavailable) {
 				// Fail closed, and say so: a replica that cannot reach its
 				// store lets nobody in.
@@ -218,6 +228,13 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 						PublicKeyCallback: func(_ gossh.ConnMetadata, k gossh.PublicKey) (*gossh.Permissions, error) {
 							if !s.keyAcceptable(ctx, k, false) {
 								return nil, errors.New("not a registered key")
+							}
+							// The same waiver as in the first round (see
+							// keyAcceptable), on Permissions of its own.
+							if ext := ctx.Permissions().Extensions; ext != nil {
+								if _, ok := ext[authn.NoTouchExtension]; ok {
+									return &gossh.Permissions{Extensions: map[string]string{authn.NoTouchExtension: ""}}, nil
+								}
 							}
 							return nil, nil
 						},
@@ -253,6 +270,18 @@ func (s *Server) authenticated(ctx ssh.Context, st *connState, cm gossh.ConnMeta
 	d := map[string]string{
 		"method": p.Method, "fingerprint": p.KeyFingerprint, "key_type": p.KeyType,
 		"source": p.SourceAddr, "login": cm.User(), "conn": p.SessionID,
+	}
+	if p.ACR != "" {
+		d["acr"] = p.ACR
+	}
+	if p.MFA {
+		d["mfa"] = "true"
+	}
+	if len(p.AMR) > 0 {
+		d["amr"] = strings.Join(p.AMR, ",")
+	}
+	if !p.AuthTime.IsZero() {
+		d["auth_time"] = p.AuthTime.UTC().Format(time.RFC3339)
 	}
 	if p.Method == authn.MethodCert {
 		d["serial"], d["key_id"] = fmt.Sprint(p.CertSerial), p.CertKeyID
@@ -302,10 +331,31 @@ func (s *Server) keyAcceptable(ctx ssh.Context, key gossh.PublicKey, allowDevice
 			return false
 		}
 	}
+	// Security keys: x/crypto demands the user-presence flag of every
+	// sk signature unless the Permissions of the key's PublicKeyCallback
+	// carry no-touch-required, as sshd's authorized_keys option does.
+	// charmbracelet/ssh returns one Permissions for every key of the
+	// connection, and x/crypto verifies only the key it called the
+	// callback for last (its cache holds one key), so the waiver is set
+	// or cleared here for each key: it is never left over from another.
+	noTouch(ctx, false)
 	if cert, ok := key.(*gossh.Certificate); ok {
+		// A certificate's waiver is its own no-touch-required extension,
+		// which x/crypto reads itself: the CA decided.
 		return s.certAcceptable(ctx, st, cert)
 	}
-	_, _, err := s.auth.Lookup(ctx, key)
+	k, _, err := s.auth.Lookup(ctx, key)
+	if err == nil && k.NoTouchRequired && authn.IsSecurityKey(key) {
+		noTouch(ctx, true)
+	}
+	if st != nil {
+		st.mu.Lock()
+		st.touchKey = ""
+		if err == nil && !k.NoTouchRequired && authn.IsSecurityKey(key) {
+			st.touchKey = k.Fingerprint
+		}
+		st.mu.Unlock()
+	}
 	if err != nil && st != nil {
 		st.mu.Lock()
 		st.keyFailure = "public key " + gossh.FingerprintSHA256(key) + ": " + err.Error()
@@ -325,120 +375,4 @@ func (s *Server) keyAcceptable(ctx ssh.Context, key gossh.PublicKey, allowDevice
 		return true
 	}
 	return err == nil
-}
-
-func appendUnique(list []string, v string) []string {
-	for _, x := range list {
-		if x == v {
-			return list
-		}
-	}
-	return append(list, v)
-}
-
-func (st *connState) noteMethod(login, method string, ok bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.login = login
-	st.methods = appendUnique(st.methods, method)
-}
-
-// failReason says why a connection ended unauthenticated; st.mu is held.
-func (st *connState) failReason() string {
-	switch {
-	case st.failure != "":
-		return st.failure
-	case st.keyFailure != "":
-		return st.keyFailure
-	}
-	for _, m := range st.methods {
-		if m == "keyboard-interactive" && st.deviceLogin {
-			return "the device login (keyboard-interactive) was not completed"
-		}
-		if m != "none" && m != "publickey" {
-			return "authentication method " + m + " is not accepted (publickey only)"
-		}
-	}
-	if len(st.methods) == 1 && st.methods[0] == "none" {
-		return "authentication method none is not accepted: a registered key is required"
-	}
-	return ""
-}
-
-// extendDeadline moves the pre-auth deadline to d from now.
-func (st *connState) extendDeadline(d time.Duration) {
-	st.deadline.Reset(d)
-}
-
-func (st *connState) markAuthed() {
-	st.mu.Lock()
-	st.authed = true
-	st.failure = ""
-	st.mu.Unlock()
-	st.deadline.Stop()
-	st.releaseSlot()
-}
-
-// releaseSlot frees the pre-auth slot once: at auth success or close.
-func (st *connState) releaseSlot() {
-	st.mu.Lock()
-	done := st.released
-	st.released = true
-	st.mu.Unlock()
-	if !done && st.release != nil {
-		st.release()
-	}
-}
-
-// principalOf returns the verified Principal of an authenticated
-// connection, from the Permissions x/crypto kept for the proven key.
-func principalOf(conn *gossh.ServerConn) (authn.Principal, error) {
-	if conn == nil || conn.Permissions == nil {
-		return authn.Principal{}, fmt.Errorf("connection has no verified identity")
-	}
-	raw, ok := conn.Permissions.Extensions[principalExt]
-	if !ok {
-		return authn.Principal{}, fmt.Errorf("connection has no verified identity")
-	}
-	return authn.UnmarshalPrincipal(raw)
-}
-
-// keepalive sends keepalive@openssh.com and closes connections whose peer
-// stopped answering, so that dead peers do not hold sessions open.
-func (s *Server) keepalive(ctx ssh.Context) {
-	t := time.NewTicker(s.cfg.KeepaliveInterval)
-	defer t.Stop()
-	missed := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		conn, _ := ctx.Value(ssh.ContextKeyConn).(*gossh.ServerConn)
-		if conn == nil {
-			continue
-		}
-		replied := make(chan error, 1)
-		go func() {
-			_, _, err := conn.SendRequest("keepalive@openssh.com", true, nil)
-			replied <- err
-		}()
-		select {
-		case err := <-replied:
-			if err != nil {
-				return
-			}
-			missed = 0
-		case <-time.After(s.cfg.KeepaliveInterval):
-			missed++
-			if missed >= s.cfg.KeepaliveCountMax {
-				s.log.Info("closing connection: peer stopped answering keepalives", "conn", stateOf(ctx).id)
-				_ = conn.Close()
-				return
-			}
-		case <-ctx.Done():
-			return
-		}
-	}
 }

@@ -165,6 +165,15 @@ func (s *Server) completeDevice(ctx context.Context, id authn.Identity, bind gos
 	}
 	ev := store.Event{Actor: u.Name, Action: "oidc.device.complete", Decision: "allow",
 		Details: map[string]string{"subject": id.Subject, "email": id.Email, "groups": strings.Join(id.Groups, ","), "source": source}}
+	if !id.AuthTime.IsZero() {
+		ev.Details["auth_time"] = id.AuthTime.Format(time.RFC3339)
+	}
+	if id.ACR != "" {
+		ev.Details["acr"] = id.ACR
+	}
+	if len(id.AMR) > 0 {
+		ev.Details["amr"] = strings.Join(id.AMR, ",")
+	}
 	// Each change (the user record, the bound key) waits for its event.
 	if err := s.record(ctx, ev); err != nil {
 		return authn.Principal{}, errors.New("the audit log cannot record this login now; try again later")
@@ -176,14 +185,36 @@ func (s *Server) completeDevice(ctx context.Context, id authn.Identity, bind gos
 	for _, g := range id.Groups {
 		groups = appendUnique(groups, g)
 	}
-	p := authn.Principal{User: u.Name, DisplayName: u.DisplayName, Groups: groups, Method: authn.MethodOIDC, AuthTime: now, SourceAddr: source}
+	// The login is as fresh as the IdP says (auth_time), not as this
+	// token: an IdP session from this morning is a login this morning.
+	authTime := id.AuthTime
+	if authTime.IsZero() || authTime.After(now) {
+		authTime = now
+	}
+	p := authn.Principal{User: u.Name, DisplayName: u.DisplayName, Groups: groups, Method: authn.MethodOIDC, AuthTime: authTime,
+		ACR: id.ACR, AMR: id.AMR, MFA: authn.AMRIsMFA(id.AMR), SourceAddr: source}
 	if bind != nil {
 		ttl := s.cfg.DeviceLogin.Config().KeyTTL
+		remember := s.cfg.StepUpRemember
+		if remember <= 0 {
+			remember = 15 * time.Minute
+		}
 		k := store.Key{Fingerprint: gossh.FingerprintSHA256(bind), User: u.Name, Type: bind.Type(),
 			AuthorizedKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(bind))), Comment: "oidc device login",
-			Source: "oidc", Added: now, Expires: now.Add(ttl)}
+			Source: "oidc", Added: now, Expires: now.Add(ttl),
+			// The key carries the login that bound it, for step-ups on the
+			// next connections (step_up.remember).
+			StrongAuthTime: authTime, StrongMethod: authn.MethodOIDC, StrongACR: id.ACR, StrongAMR: id.AMR, StrongUntil: now.Add(remember)}
+		bindDetails := map[string]string{"fingerprint": k.Fingerprint, "expires": k.Expires.Format(time.RFC3339), "source": source,
+			"auth_time": authTime.Format(time.RFC3339)}
+		if id.ACR != "" {
+			bindDetails["acr"] = id.ACR
+		}
+		if len(id.AMR) > 0 {
+			bindDetails["amr"] = strings.Join(id.AMR, ",")
+		}
 		if err := s.record(ctx, store.Event{Actor: u.Name, Action: "oidc.key.bind", Decision: "allow",
-			Details: map[string]string{"fingerprint": k.Fingerprint, "expires": k.Expires.Format(time.RFC3339), "source": source}}); err != nil {
+			Details: bindDetails}); err != nil {
 			return authn.Principal{}, errors.New("the audit log cannot record the key binding now; try again later")
 		}
 		if err := s.cfg.Accounts.PutKey(ctx, k); err != nil {
@@ -201,11 +232,11 @@ func connID(st *connState) string {
 	return st.id
 }
 
-// devicePrompt is what the person sees: where to go, the code, a QR code
-// of the complete URL, and what happens next.
-func devicePrompt(da *oauth2.DeviceAuthResponse, binds bool) string {
+// DeviceCodeText is where to go and the code to enter for a device login
+// started outside the login (`ssh bastion step-up`): a QR code of the
+// complete URL, the URL and the code, as the login prompt shows them.
+func DeviceCodeText(da *oauth2.DeviceAuthResponse) string {
 	var b strings.Builder
-	b.WriteString("\nbastion: this key is not registered; log in with your identity provider.\n\n")
 	target := da.VerificationURIComplete
 	if target == "" {
 		target = da.VerificationURI
@@ -218,6 +249,15 @@ func devicePrompt(da *oauth2.DeviceAuthResponse, binds bool) string {
 	if da.VerificationURIComplete != "" {
 		fmt.Fprintf(&b, "  (or open %s)\n", da.VerificationURIComplete)
 	}
+	return b.String()
+}
+
+// devicePrompt is what the person sees: where to go, the code, a QR code
+// of the complete URL, and what happens next.
+func devicePrompt(da *oauth2.DeviceAuthResponse, binds bool) string {
+	var b strings.Builder
+	b.WriteString("\nbastion: this key is not registered; log in with your identity provider.\n\n")
+	b.WriteString(DeviceCodeText(da))
 	if binds {
 		b.WriteString("\nAfter the login this key is remembered, so the next ssh needs no browser.\n")
 	}

@@ -23,7 +23,7 @@ var channelNames = map[string]string{
 // message (OpenSSH prints it: "open failed: administratively prohibited").
 func (s *Server) channel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, sctx ssh.Context) {
 	typ := nc.ChannelType()
-	ctx, p, err := requestContext(sctx)
+	ctx, p, err := s.moduleContext(sctx)
 	if err != nil {
 		_ = nc.Reject(gossh.Prohibited, "no verified identity on this connection")
 		return

@@ -85,8 +85,22 @@ type Config struct {
 	// Accounts then creates their users and binds their proven keys.
 	DeviceLogin DeviceLogin
 	Accounts    Accounts
+	// StepUpRemember is how long the login that binds a key counts as a
+	// step-up on the key's next connections (step_up.remember; default
+	// 15 m).
+	StepUpRemember time.Duration
 	// Certificates, if set, accepts OpenSSH user certificates.
 	Certificates Certificates
+	// StrongLogins, if set, says what a caller's last strong login is
+	// (stepup.Service); the core puts it on the Principal it hands to
+	// modules, for policy conditions.
+	StrongLogins StrongLogins
+}
+
+// StrongLogins finds a caller's last strong login: this one, or a step-up
+// remembered for the key or the connection. ok is false when there is none.
+type StrongLogins interface {
+	LastStrong(ctx context.Context, p authn.Principal) (l authn.StrongLogin, ok bool)
 }
 
 func (c *Config) defaults() {

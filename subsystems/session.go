@@ -53,6 +53,22 @@ func requestContext(ctx ssh.Context) (context.Context, authn.Principal, error) {
 	return authn.WithPrincipal(ctx, p), p, nil
 }
 
+// moduleContext is requestContext for a request handed to a module: the
+// Principal also carries the caller's last strong login (the request
+// context of policy conditions reads it), looked up now, since a step-up
+// may have been made since the connection authenticated.
+func (s *Server) moduleContext(sctx ssh.Context) (context.Context, authn.Principal, error) {
+	ctx, p, err := requestContext(sctx)
+	if err != nil || s.cfg.StrongLogins == nil {
+		return ctx, p, err
+	}
+	if l, ok := s.cfg.StrongLogins.LastStrong(ctx, p); ok {
+		p.LastStrong = &l
+		ctx = authn.WithPrincipal(ctx, p)
+	}
+	return ctx, p, nil
+}
+
 // refuse records a refused request on the connection, audits it, and shows
 // the reason on the stderr of any session of this connection (OpenSSH does
 // not print the reason of a failed request, and sends some with
@@ -133,7 +149,10 @@ func (f *filteredChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error)
 				f.s.refuseWhy(f.ctx, "request", r.Type, "", "certificate without "+ext)
 				continue
 			}
-			if allowedSessionRequests[r.Type] {
+			if allowedSessionRequests[r.Type] || r.Type == agentRequest && f.s.table.agent {
+				// An agent request only marks the session: nothing is
+				// forwarded unless the target handler decides to (and
+				// agentUnused refuses it for everything else).
 				out <- r
 				continue
 			}
@@ -150,7 +169,7 @@ func (f *filteredChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error)
 
 // handleSession runs exec commands and the shell.
 func (s *Server) handleSession(sess ssh.Session) {
-	ctx, p, err := requestContext(sess.Context())
+	ctx, p, err := s.moduleContext(sess.Context())
 	if err != nil {
 		fmt.Fprintln(sess.Stderr(), "bastion: no verified identity on this connection")
 		_ = sess.Exit(1)
@@ -181,6 +200,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 		args = forced
 	}
 	if len(args) == 0 {
+		s.agentUnused(sess)
 		if s.table.shell == nil {
 			fmt.Fprintf(sess, "Hello %s. This bastion has no interactive shell yet; run `%s help` to see the commands.\n", p.User, s.cfg.Host)
 			_ = sess.Exit(0)
@@ -198,6 +218,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 			return
 		}
 	}
+	s.agentUnused(sess)
 	if !ok {
 		s.metrics.refused.WithLabelValues("command").Inc()
 		s.recordRefusal(ctx, store.Event{Actor: p.User, Action: "command.refuse", Target: args[0], Decision: "deny",
@@ -238,7 +259,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 // subsystem dispatches `ssh -s NAME`.
 func (s *Server) subsystem(sess ssh.Session) {
 	name := sess.Subsystem()
-	ctx, p, err := requestContext(sess.Context())
+	ctx, p, err := s.moduleContext(sess.Context())
 	if err != nil {
 		_ = sess.Exit(1)
 		return
@@ -252,6 +273,7 @@ func (s *Server) subsystem(sess ssh.Session) {
 		_ = sess.Exit(1)
 		return
 	}
+	s.agentUnused(sess)
 	h, ok := s.table.subsystems[name]
 	if !ok {
 		s.metrics.refused.WithLabelValues("subsystem").Inc()
@@ -271,6 +293,18 @@ func (s *Server) subsystem(sess ssh.Session) {
 		return
 	}
 	_ = sess.Exit(h(ctx, sess, []string{name}))
+}
+
+// agentRequest asks for agent forwarding (ssh -A).
+const agentRequest = "auth-agent-req@openssh.com"
+
+// agentUnused refuses, with the notice of any other refused request, an
+// agent forwarding that this session will not use: only target sessions
+// (a host shell, where the policy allows it) ever forward an agent.
+func (s *Server) agentUnused(sess ssh.Session) {
+	if s.table.agent && ssh.AgentRequested(sess) {
+		s.refuse(sess.Context(), "request", agentRequest)
+	}
 }
 
 // Bounds on the arguments of the bastion's own commands.

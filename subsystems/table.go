@@ -38,6 +38,7 @@ type Table struct {
 	subsystems map[string]SessionHandler
 	shell      SessionHandler
 	target     TargetHandler
+	agent      bool // the target handler decides agent forwarding (ForwardsAgent)
 }
 
 // TargetHandler serves `ssh bastion NAME [-- command]` when NAME is not a
@@ -105,6 +106,12 @@ func (t *Table) Target(h TargetHandler) error {
 	t.target = h
 	return nil
 }
+
+// ForwardsAgent says that the target handler decides agent forwarding
+// (ssh -A) itself, per Resource: the core then lets auth-agent-req through
+// to sessions, and refuses it, as before, for every session that the
+// target handler does not serve (see agentUnused).
+func (t *Table) ForwardsAgent() { t.agent = true }
 
 // Commands lists the registered commands, sorted by name.
 func (t *Table) Commands() []Command {

@@ -11,7 +11,13 @@
 // with a [Watcher] backend, each reported change (a grant, an approval, a
 // request, a session, on any replica) loads what it touches once the
 // burst is over; without one, the pages poll (live.go). `y` shows the
-// selected row's command alone on a line, to copy it (yank.go). It is
+// selected row's command alone on a line, to copy it (yank.go). With a
+// [Workloads] backend, a kube Resource opens in place into the namespaces,
+// pods and services the user's Kubernetes RBAC lets them list, loaded only
+// then and within a bound; enter on a pod or l picks its shell or logs,
+// and the detail pane gives each one's exact ssh -L (workloads.go). With a
+// [StepUpper] backend, Resources that need a step-up are marked, and enter
+// runs the step-up in place before going on (stepup.go). It is
 // built from bubbletea models and lipgloss styles; text inputs are
 // hand-rolled (field.go).
 //

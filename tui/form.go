@@ -34,16 +34,35 @@ type requestedMsg struct {
 }
 
 func (m model) enter() (tea.Model, tea.Cmd) {
-	it, ok := m.selected()
-	switch {
-	case !ok:
+	l, ok := m.selectedLine()
+	if !ok {
 		return m, nil
+	}
+	it := m.items[l.item]
+	if r, ok := m.subRow(l); ok {
+		switch r.kind {
+		case "pod":
+			return m.toPod(it, r, false)
+		case "svc":
+			m.setStatus(true, "%s is a Service: the forward command below reaches it", r.name)
+		}
+		return m, nil
+	}
+	switch {
 	case !it.Reachable:
 		m.form = reqForm{active: true, resource: it.Name, project: it.Project,
 			reason: field{limit: 500}, ttl: field{value: defaultTTL, limit: 20}}
 		return m, nil
+	case it.StepUp != "":
+		return m.startStepUp(it, Choice{})
 	case it.Kind == "ssh":
 		return m.quit(Choice{Open: it.Name})
+	case it.Kind == "kube":
+		if m.expanded[it.Name] {
+			m.collapse(it.Name)
+			return m, nil
+		}
+		return m, m.expand(it)
 	default:
 		m.setStatus(true, "%s is a %s resource: use the forward command below", it.Name, it.Kind)
 		return m, nil

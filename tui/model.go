@@ -50,7 +50,7 @@ type model struct {
 	page, back    page // back: where help returns to
 
 	items    []Item
-	shown    []int // indexes into items that match the filter
+	shown    []line // the rows that match the filter
 	filter   string
 	cursor   int // index into shown
 	offset   int // first shown row on screen
@@ -64,8 +64,15 @@ type model struct {
 	queue    queue
 	res, ses loads // of the Resources and the sessions; see live.go
 	live     live
-	filed    map[string]string // Resource → the id of the request filed here
-	yank     yank              // the command that y shows, until a key
+	filed    map[string]string    // Resource → the id of the request filed here
+	yank     yank                 // the command that y shows, until a key
+	expanded map[string]bool      // kube Resources whose workloads show
+	trees    map[string]*kubeTree // their workloads, listed when expanded
+	want     PodRef               // the pod to select once listed
+	ns       nsPrompt             // asking for a namespace to list
+	// listTimeout bounds a listing of workloads (0: workloadTimeout).
+	listTimeout time.Duration
+	stepUp      stepUpState // a step-up running over the list
 
 	status   string
 	statusOK bool // false: status is an error
@@ -91,6 +98,17 @@ func newModel(ctx context.Context, o Options) model {
 	if w, ok := o.Backend.(Watcher); ok {
 		m.live.changes = w.Changes(ctx)
 	}
+	m.want = o.Selected
+	if o.Notice != "" {
+		m.setStatus(false, "%s", o.Notice)
+	}
+	for _, name := range o.Expanded {
+		if m.expanded == nil {
+			m.expanded, m.trees = map[string]bool{}, map[string]*kubeTree{}
+		}
+		m.expanded[name] = true
+		m.trees[name] = &kubeTree{named: o.Named[name]}
+	}
 	return m
 }
 
@@ -100,6 +118,12 @@ func (m model) Init() tea.Cmd {
 	cmds := []tea.Cmd{m.fetchPending(0), m.follow()}
 	if !m.loaded {
 		cmds = append(cmds, m.fetchResources(0))
+	}
+	// Back from a pod: what was expanded is listed again.
+	for _, it := range m.items {
+		if m.expanded[it.Name] && it.Kind == "kube" && it.Reachable {
+			cmds = append(cmds, m.expand(it))
+		}
 	}
 	return tea.Batch(cmds...)
 }
@@ -150,36 +174,68 @@ func tick() tea.Cmd {
 func (m *model) setItems(items []Item) {
 	items = append([]Item(nil), items...)
 	sort.SliceStable(items, func(i, j int) bool { return items[i].Name < items[j].Name })
+	prev, prevRes := m.selectedKey()
 	m.items = items
 	m.loaded = true
-	m.refilter()
+	m.refilterKeep(prev, prevRes)
 }
 
 // refilter recomputes the shown rows, keeping the selected Resource when it
 // still matches.
-func (m *model) refilter() {
-	prev := ""
-	if it, ok := m.selected(); ok {
-		prev = it.Name
+//
+// The workloads of an expanded kube Resource show under it: all of them
+// when the Resource matches, else those that match (and the Resource).
+func (m *model) refilter() { m.refilterKeep(m.selectedKey()) }
+
+// selectedKey names the selected row and its Resource.
+func (m model) selectedKey() (row, res string) {
+	if l, ok := m.selectedLine(); ok {
+		return m.lineKey(l), m.items[l.item].Name
 	}
+	return "", ""
+}
+
+// refilterKeep recomputes the shown rows, selecting the row named prev,
+// else the Resource prevRes.
+func (m *model) refilterKeep(prev, prevRes string) {
 	m.shown = m.shown[:0]
 	m.cursor = 0
+	found := false
 	for i, it := range m.items {
-		if matches(it, m.filter) {
-			if it.Name == prev {
-				m.cursor = len(m.shown)
+		self := matches(it, m.filter)
+		var subs []int
+		if t := m.trees[it.Name]; m.expanded[it.Name] && t != nil {
+			for j, r := range t.rows {
+				if self || r.matches(m.filter) {
+					subs = append(subs, j)
+				}
 			}
-			m.shown = append(m.shown, i)
+		}
+		if !self && len(subs) == 0 {
+			continue
+		}
+		for j, sub := range append([]int{-1}, subs...) {
+			l := line{item: i, sub: sub}
+			switch k := m.lineKey(l); {
+			case k == prev:
+				m.cursor, found = len(m.shown), true
+			case !found && j == 0 && it.Name == prevRes:
+				m.cursor = len(m.shown) // the row went: its Resource
+			}
+			m.shown = append(m.shown, l)
 		}
 	}
 	m.scroll()
 }
 
+// selected is the Resource of the selected row (the row's own, or the
+// one a workload row is under).
 func (m model) selected() (Item, bool) {
-	if m.cursor < 0 || m.cursor >= len(m.shown) {
+	l, ok := m.selectedLine()
+	if !ok {
 		return Item{}, false
 	}
-	return m.items[m.shown[m.cursor]], true
+	return m.items[l.item], true
 }
 
 // scroll keeps the cursor on screen.
@@ -264,6 +320,10 @@ func (m model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tick()
 	case requestedMsg:
 		return m.requested(msg)
+	case workloadsMsg:
+		return m.workloadsLoaded(msg)
+	case stepUpStartedMsg, stepUpDoneMsg:
+		return m.stepUpUpdate(msg)
 	case pendingMsg, decidedMsg:
 		return m.requestsUpdate(msg)
 	case changedMsg, debouncedMsg, pollMsg:
@@ -327,6 +387,12 @@ func (m model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	}
 	if m.form.active {
 		return m.formKey(k)
+	}
+	if m.stepUp.active {
+		return m.stepUpKey(k)
+	}
+	if m.ns.active {
+		return m.nsKey(k)
 	}
 	return m.resourcesKey(k)
 }

@@ -46,7 +46,7 @@ func TestFilterNarrowsTheList(t *testing.T) {
 		t.Fatalf("after 'host' shown %d, want 2", len(m.shown))
 	}
 	m = typeKeys(m, " staging")
-	if len(m.shown) != 1 || m.items[m.shown[0]].Name != "host-2" {
+	if len(m.shown) != 1 || m.items[m.shown[0].item].Name != "host-2" {
 		t.Fatalf("after 'host staging' shown %v", m.shown)
 	}
 	m, _ = press(m, tea.KeyEsc)

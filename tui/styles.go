@@ -13,6 +13,7 @@ import (
 type styles struct {
 	profile termenv.Profile
 	lock    string // the glyph that marks locked Resources
+	stepUp  string // the glyph that marks Resources needing a step-up
 
 	header, headerDim, tab, tabOn lipgloss.Style
 	filter, placeholder, count    lipgloss.Style
@@ -63,9 +64,9 @@ func newStyles(out io.Writer, env []string) styles {
 	p := colorProfile(env)
 	r.SetColorProfile(p)
 	r.SetHasDarkBackground(true) // never query the client's terminal
-	s := styles{profile: p, lock: "🔒"}
+	s := styles{profile: p, lock: "🔒", stepUp: "🔑"}
 	if term, _ := envLookup(env, "TERM"); term == "" || term == "dumb" {
-		s.lock = "!!"
+		s.lock, s.stepUp = "!!", "^^"
 	}
 	ns := r.NewStyle
 	accent := lipgloss.Color("63")

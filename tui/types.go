@@ -70,6 +70,11 @@ type Item struct {
 	// Reachable is false when the user may see the Resource but not reach
 	// it: the TUI shows it locked, with how to request access.
 	Reachable bool
+	// StepUp, when set, says that sessions to the Resource need a step-up
+	// the user's logins do not give now, and what satisfies it ("needs a
+	// strong login ... within 10m; your last strong login: ..."). The TUI
+	// marks the Resource; enter steps up (see StepUpper).
+	StepUp string
 }
 
 // Session is one of the user's live sessions.
@@ -97,6 +102,16 @@ type Options struct {
 	Host string
 
 	Backend Backend
+
+	// Expanded are the kube Resources whose workloads show at once, and
+	// Selected the pod to select there: where the user was before a pod's
+	// shell or logs (Choice.Expanded, Choice.Pod).
+	Expanded []string
+	Selected PodRef
+	Named    map[string][]string // namespaces named there (Choice.Named)
+	// Notice, when set, shows as an error until the first key: why what
+	// the user picked last time did not open.
+	Notice string
 }
 
 // Choice is what the user picked.
@@ -104,4 +119,11 @@ type Choice struct {
 	// Open is the name of a reachable ssh Resource the user pressed enter
 	// on; "" when they quit.
 	Open string
+	// Pod is the pod the user pressed enter (a shell) or l (Logs) on.
+	Pod  PodRef
+	Logs bool
+	// Expanded are the kube Resources whose workloads showed, and Named
+	// the namespaces the user named under them.
+	Expanded []string
+	Named    map[string][]string
 }

@@ -10,6 +10,8 @@ import (
 // detailHeight is how many lines the detail pane takes, its rule included.
 func (m model) detailHeight() int {
 	switch {
+	case m.height >= 30:
+		return 8 // room for a step-up's need and a workload's error
 	case m.height >= 16:
 		return 6
 	case m.height >= 10:
@@ -42,6 +44,8 @@ func (m model) View() string {
 	default:
 		if m.form.active {
 			lines = m.formView()
+		} else if m.stepUp.active {
+			lines = m.stepUpView()
 		} else {
 			lines = m.resourcesView()
 		}
@@ -125,12 +129,16 @@ func (m model) resourcesView() []string {
 	st := m.st
 	lines := []string{m.header()}
 
-	count := fmt.Sprintf("%d of %d ", len(m.shown), len(m.items))
+	count := fmt.Sprintf("%d of %d ", m.shownResources(), len(m.items))
 	var f string
 	if m.filter == "" {
 		f = " Filter: " + st.placeholder.Render("type to filter by name, kind, project or label")
 	} else {
 		f = " Filter: " + st.filter.Render(safe(m.filter)+"_")
+	}
+	if m.ns.active {
+		f = " Namespace to list in " + safe(m.ns.resource) + ": " + st.filter.Render(m.ns.f.view(max(m.width-40-ansi.StringWidth(m.ns.resource), 4), true)) +
+			st.dim.Render("  enter lists it · esc cancels")
 	}
 	if gap := m.width - ansi.StringWidth(f) - len(count); gap > 0 {
 		f += strings.Repeat(" ", gap) + st.count.Render(count)
@@ -150,13 +158,33 @@ func (m model) resourcesView() []string {
 		lines = append(lines, st.dim.Render(fmt.Sprintf(" Nothing matches %q. esc clears the filter.", m.filter)))
 	}
 	for i := m.offset; i < len(m.shown) && i < m.offset+rows; i++ {
-		it := m.items[m.shown[i]]
+		it := m.items[m.shown[i].item]
 		cur, lock := "  ", "  "
 		if i == m.cursor {
 			cur = "> "
 		}
-		if !it.Reachable {
+		if r, ok := m.subRow(m.shown[i]); ok {
+			text := fit(cur+"   "+row(workloadCells(r), widths), m.width)
+			if r.kind == "note" {
+				// A note (an error) spans the row: it says why.
+				text = fit(cur+"     "+safe(r.status), m.width)
+			}
+			switch {
+			case i == m.cursor:
+				text = st.selected.Render(text)
+			case r.err:
+				text = st.errText.Render(text)
+			case r.kind == "note" || r.kind == "ns":
+				text = st.dim.Render(text)
+			}
+			lines = append(lines, text)
+			continue
+		}
+		switch {
+		case !it.Reachable:
 			lock = st.lock
+		case it.StepUp != "":
+			lock = st.stepUp
 		}
 		text := fit(cur+lock+" "+row([]string{it.Name, it.Kind, it.Project, labelString(it.Labels)}, widths), m.width)
 		switch {
@@ -174,6 +202,9 @@ func (m model) resourcesView() []string {
 	}
 	lines = append(lines, m.detailView()...)
 	hints := []string{"enter open", "y command", "ctrl-r refresh", "tab sessions", "r requests", "type to filter"}
+	if r, ok := m.subRow(m.lineAt(m.cursor)); ok && r.kind == "pod" {
+		hints = []string{"enter shell", "l logs", "y command", "← collapse", "ctrl-r refresh", "tab sessions"}
+	}
 	if m.filter != "" {
 		hints = []string{"enter open", "ctrl-y command", "ctrl-r refresh", "esc clear", "tab sessions"}
 	}
@@ -193,6 +224,9 @@ func (m model) detailView() []string {
 	if ok {
 		title = "─ " + safe(it.Name) + " "
 	}
+	if r, isRow := m.subRow(m.lineAt(m.cursor)); ok && isRow {
+		return m.workloadDetail(it, r, h)
+	}
 	lines := []string{st.rule.Render(title + strings.Repeat("─", max(m.width-ansi.StringWidth(title), 0)))}
 	if ok {
 		info := []string{it.Kind}
@@ -209,6 +243,12 @@ func (m model) detailView() []string {
 			info = append(info, "locked")
 		}
 		lines = append(lines, " "+st.dim.Render(safe(strings.Join(info, " · "))))
+		if it.Reachable && it.StepUp != "" {
+			// What satisfies it, before the commands that need it.
+			for _, l := range wrap("Needs a step-up: "+it.StepUp+". Press enter to step up here, or run `"+m.hostOr()+" step-up`.", m.width-2) {
+				lines = append(lines, " "+st.status.Render(safe(l)))
+			}
+		}
 		for _, hw := range connectLines(m.host, it) {
 			// The commands and sentences quote the Resource's name.
 			hw.text, hw.cmd = safe(hw.text), safe(hw.cmd)
@@ -246,6 +286,10 @@ func (m model) helpView() []string {
 		k("backspace / esc", "edit / clear the filter (ctrl-u clears, ctrl-w a word)"),
 		k("up/down ctrl-p/n", "move (pgup, pgdown, home, end)"),
 		k("enter", "open a shell on an ssh Resource; locked: request access"),
+		k("enter / → ←", "kube: show / hide its namespaces, pods and services"),
+		k("enter, l", "on a pod: a shell in it; its logs, following (ctrl-l filtering)"),
+		k("n", "kube: name a namespace to list (if you may not list namespaces)"),
+		k("", "a key mark: needs a step-up; enter logs in again first"),
 		k("y", "print the row's command, to copy; ctrl-y while filtering"),
 		k("ctrl-r", "reload now; the pages also follow changes by themselves"),
 		k("tab, s / r", "Sessions / Requests to review (s, r: empty filter)"),
@@ -263,4 +307,60 @@ func (m model) helpView() []string {
 		k("?", "this help; esc goes back"),
 		k("q, ctrl-c", "quit (q only when the filter is empty)"),
 	}
+}
+
+// lineAt is row i of the list (a zero line when there is none).
+func (m model) lineAt(i int) line {
+	if i < 0 || i >= len(m.shown) {
+		return line{sub: -1}
+	}
+	return m.shown[i]
+}
+
+// workloadDetail is the detail pane of a workload row: what it is, and
+// the exact ssh -L that reaches it. Errors are wrapped over the pane.
+func (m model) workloadDetail(it Item, r wrow, h int) []string {
+	st := m.st
+	path := it.Name
+	if r.ns != "" {
+		path += " / " + r.ns
+	}
+	if r.name != "" {
+		path += " / " + r.name
+	}
+	title := "─ " + safe(path) + " "
+	lines := []string{st.rule.Render(title + strings.Repeat("─", max(m.width-ansi.StringWidth(title), 0)))}
+	info, hows := workloadLines(m.host, it.Name, r)
+	style := st.dim
+	if r.err {
+		style = st.errText
+	}
+	for _, l := range wrap(info, m.width-2) {
+		lines = append(lines, " "+style.Render(safe(l)))
+	}
+	for _, hw := range hows {
+		if hw.cmd == "" {
+			lines = append(lines, " "+st.dim.Render(safe(hw.text)))
+			continue
+		}
+		lines = append(lines, " "+st.label.Render(fit(hw.label, 8))+" "+st.cmd.Render(safe(hw.cmd)))
+	}
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	for len(lines) < h {
+		lines = append(lines, "")
+	}
+	return lines
+}
+
+// shownResources counts the Resources shown (not their workloads).
+func (m model) shownResources() int {
+	n := 0
+	for _, l := range m.shown {
+		if l.sub < 0 {
+			n++
+		}
+	}
+	return n
 }

@@ -22,7 +22,16 @@ func (m model) yankRow() (tea.Model, tea.Cmd) {
 	var y yank
 	switch m.page {
 	case pageResources:
-		if it, ok := m.selected(); ok {
+		if r, ok := m.subRow(m.lineAt(m.cursor)); ok {
+			it, _ := m.selected()
+			_, hows := workloadLines(m.host, it.Name, r)
+			for _, hw := range hows {
+				if hw.cmd != "" {
+					y = yank{what: r.kind + " " + r.ns + "/" + r.name, cmd: hw.cmd}
+					break
+				}
+			}
+		} else if it, ok := m.selected(); ok {
 			for _, hw := range connectLines(m.host, it) {
 				if hw.cmd != "" {
 					y = yank{what: it.Name, cmd: hw.cmd}

@@ -22,9 +22,17 @@
 // resources. Every OpenFGA answer is compared with the bastion's; the
 // number of disagreements is printed.
 //
+// With -cond it runs the conditional comparison instead: the data set is
+// policy.GenerateCondBenchData(seed) (about 26k tuples, a tenth of the
+// grants conditional), every Check is asked with a request context (and
+// some with contextual tuples) three times per engine, 90 ListObjects with
+// a context, and any answer that differs from the bastion's first one
+// (a condition error counts as an answer) fails the run.
+//
 // Usage:
 //
 //	go run ./bench/policycmp -openfga ~/.cache/bastion-bench/bin/openfga
+//	go run ./bench/policycmp -openfga ~/.cache/bastion-bench/bin/openfga -cond
 //
 // scripts/bench-policy.sh installs OpenFGA v1.22.1 and runs this.
 package main

@@ -60,6 +60,7 @@ func main() {
 	mem := flag.Bool("mem", true, "also measure the engine over an in-memory reader")
 	reopen := flag.Bool("reopen", true, "close and reopen the badger store after loading it")
 	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cond := flag.Bool("cond", false, "run the conditional comparison (GenerateCondBenchData) instead; fails on any disagreement")
 	flag.Parse()
 	if *cpuprof != "" {
 		f, err := os.Create(*cpuprof)
@@ -72,9 +73,15 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	err := run(*ofgaBin, *seed, *dur, *out, *lists, *mem, *reopen, ofgaOptions{
+	oo := ofgaOptions{
 		datastore: *datastore, extra: strings.Fields(*extra), workers: *workers, batch: *batch, loadTimeout: *loadTimeout,
-	})
+	}
+	var err error
+	if *cond {
+		err = runCond(*ofgaBin, *seed, *out, oo)
+	} else {
+		err = run(*ofgaBin, *seed, *dur, *out, *lists, *mem, *reopen, oo)
+	}
 	if err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "policycmp:", err)

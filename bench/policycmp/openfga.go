@@ -21,8 +21,10 @@ import (
 	"github.com/openfga/language/pkg/go/transformer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sshbastion/bastion/policy"
+	"github.com/sshbastion/bastion/store"
 )
 
 // ofgaOptions configures the OpenFGA side.
@@ -60,7 +62,7 @@ func runOpenFGA(ctx context.Context, bin, dir string, d policy.BenchData, want [
 		return r
 	}
 	t0 := time.Now()
-	if err := s.load(ctx, d, oo); err != nil {
+	if err := s.load(ctx, d.Tuples, oo); err != nil {
 		r.note = s.withLog(fmt.Errorf("loading %d tuples: %w (after %v)", len(d.Tuples), err, time.Since(t0).Round(time.Second)))
 		return r
 	}
@@ -235,10 +237,10 @@ func (s *ofga) setup(ctx context.Context, dsl string) error {
 	return nil
 }
 
-// load writes the tuples in batches from a few concurrent writers, giving
-// up after oo.loadTimeout. A failed write is retried a few times (SQLite
-// may report itself busy).
-func (s *ofga) load(ctx context.Context, d policy.BenchData, oo ofgaOptions) error {
+// load writes the tuples, with their conditions and contexts, in batches
+// from a few concurrent writers, giving up after oo.loadTimeout. A failed
+// write is retried a few times (SQLite may report itself busy).
+func (s *ofga) load(ctx context.Context, tuples []store.Tuple, oo ofgaOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, oo.loadTimeout)
 	defer cancel()
 	batches := make(chan []*openfgav1.TupleKey)
@@ -270,12 +272,17 @@ func (s *ofga) load(ctx context.Context, d policy.BenchData, oo ofgaOptions) err
 		}()
 	}
 	start, lastLog := time.Now(), time.Now()
-	total := len(d.Tuples)
+	total := len(tuples)
 feed:
 	for i := 0; i < total; i += oo.batch {
 		b := make([]*openfgav1.TupleKey, 0, oo.batch)
-		for _, t := range d.Tuples[i:min(i+oo.batch, total)] {
-			b = append(b, &openfgav1.TupleKey{Object: t.Object, Relation: t.Relation, User: t.Subject})
+		for _, t := range tuples[i:min(i+oo.batch, total)] {
+			k, err := tupleKey(t)
+			if err != nil {
+				fail(err)
+				break feed
+			}
+			b = append(b, k)
 		}
 		select {
 		case batches <- b:
@@ -306,4 +313,20 @@ feed:
 		return fmt.Errorf("%w: %d of %d tuples written", err, done.Load(), total)
 	}
 	return nil
+}
+
+// tupleKey is t in the API's form, with its condition and context.
+func tupleKey(t store.Tuple) (*openfgav1.TupleKey, error) {
+	k := &openfgav1.TupleKey{Object: t.Object, Relation: t.Relation, User: t.Subject}
+	if t.Condition != "" {
+		c := &openfgav1.RelationshipCondition{Name: t.Condition}
+		if len(t.Context) > 0 {
+			var err error
+			if c.Context, err = structpb.NewStruct(t.Context); err != nil {
+				return nil, fmt.Errorf("context of %s: %w", t, err)
+			}
+		}
+		k.Condition = c
+	}
+	return k, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/sshbastion/bastion/authn"
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/subsystems/kube"
+	"github.com/sshbastion/bastion/subsystems/stepup"
 )
 
 // Config is the YAML configuration of `bastion serve`.
@@ -111,6 +112,10 @@ type Config struct {
 	} `yaml:"ssh_certificates"`
 	// OIDC: device-flow logins for people without a registered key.
 	OIDC authn.OIDCConfig `yaml:"oidc"`
+	// StepUp: the recent strong login that sessions need, by session
+	// kind and by project (Resources add their own: step_up), and how
+	// long a `step-up` counts on new connections (remember).
+	StepUp stepup.Config `yaml:"step_up"`
 	// UserCAKeys are the CAs (authorized_keys lines) whose OpenSSH user
 	// certificates log in; principals name users.
 	UserCAKeys   []string         `yaml:"user_ca_keys"`
@@ -149,6 +154,7 @@ func defaultConfig() Config {
 	c.Forward.DialTimeout = 10 * time.Second
 	c.SSHCertificates.TTL = 10 * time.Minute
 	c.SSHCertificates.MaxTTL = time.Hour
+	c.StepUp.Remember = stepup.DefaultRemember
 	return c
 }
 
@@ -242,6 +248,9 @@ func (c *Config) validate() error {
 	if err := c.validateResourcePolicy(); err != nil {
 		return err
 	}
+	if err := c.StepUp.Validate(); err != nil {
+		return err
+	}
 	names := map[string]string{} // every name and alias -> the Resource answering to it
 	for i, r := range c.Resources {
 		if r.Name == "" || r.Kind == "" {
@@ -251,6 +260,9 @@ func (c *Config) validate() error {
 		case "ssh", "tcp", "kube":
 		default:
 			return fmt.Errorf("resources[%d] (%s): kind %q is not ssh, tcp or kube", i, r.Name, r.Kind)
+		}
+		if _, err := stepup.Parse(r.StepUp); err != nil {
+			return fmt.Errorf("resources[%d] (%s): step_up: %v", i, r.Name, err)
 		}
 		for _, n := range append([]string{r.Name}, r.Aliases...) {
 			if o, dup := names[n]; dup {

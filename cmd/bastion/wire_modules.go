@@ -8,6 +8,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/sshbastion/bastion/audit"
+	"github.com/sshbastion/bastion/authn"
 	"github.com/sshbastion/bastion/policy"
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/store/badger"
@@ -22,6 +23,7 @@ import (
 	"github.com/sshbastion/bastion/subsystems/requests"
 	"github.com/sshbastion/bastion/subsystems/sessions"
 	sftpsub "github.com/sshbastion/bastion/subsystems/sftp"
+	"github.com/sshbastion/bastion/subsystems/stepup"
 )
 
 // moduleDeps is what the modules are built from.
@@ -46,7 +48,12 @@ type modules struct {
 	// userCA is the bastion's own user CA, which user_ca_keys may not
 	// list (see newServer).
 	userCA gossh.PublicKey
-	stops  []func()
+	// device runs OIDC device logins and step-ups (nil: no oidc).
+	device *authn.DeviceFlow
+	// steps checks step-up requirements, and says what a caller's last
+	// strong login is (for the request context of policy conditions).
+	steps *stepup.Service
+	stops []func()
 }
 
 // stop ends the background loops, last started first.
@@ -93,24 +100,37 @@ func newModules(ctx context.Context, d moduleDeps) (*modules, error) {
 	}
 	m.userCA = ca.Key()
 	kubeCreds, kubeCredNames := kubeCredentials(cfg)
-	shells := hostshell.New(hostshell.Config{Host: d.host, DialTimeout: cfg.Forward.DialTimeout, Dialer: d.guard, Feed: st}, st, engine, m.sessions, alog, ca, st, st, log)
+	// Step-up requirements are checked by every module that opens a
+	// session; step-ups are kept on key records, so every replica sees
+	// them.
+	steps := stepup.New(cfg.StepUp, st, d.host, nil)
+	m.steps = steps
+	shells := hostshell.New(hostshell.Config{Host: d.host, DialTimeout: cfg.Forward.DialTimeout, Dialer: d.guard, Feed: st, StepUp: steps},
+		st, engine, m.sessions, alog, ca, st, st, log)
 	m.kubes, err = kube.New(kube.Config{Host: d.host, UserPrefix: cfg.Kube.UserPrefix, GroupPrefix: cfg.Kube.GroupPrefix,
-		Credentials: kubeCreds, Dialer: d.guard, Tokens: st, Feed: st, Secrets: st, Metrics: ms.kube}, st, engine, m.sessions, alog, log)
+		Credentials: kubeCreds, Dialer: d.guard, Tokens: st, Feed: st, Secrets: st, Metrics: ms.kube, StepUp: steps}, st, engine, m.sessions, alog, log)
 	if err != nil {
 		m.stop()
 		return nil, err
+	}
+	if cfg.OIDC.Enabled() {
+		m.device = authn.NewDeviceFlow(cfg.OIDC)
 	}
 	reqs := requests.New(requests.Config{Host: d.host, DefaultTTL: cfg.Requests.DefaultTTL, MaxTTL: cfg.Requests.MaxTTL,
 		ProjectMaxTTL: cfg.Requests.ProjectMaxTTL, Feed: st, Metrics: ms.requests}, st, engine, tuples, alog, log)
 	m.background(reqs.Run)
 	shells.SetRequests(reqs)
+	shells.SetPods(m.kubes)                      // kube workloads in the TUI
+	shells.SetStepUpLogin(stepUpLogin(m.device)) // step-up from the TUI
 	mods := []subsystems.Module{
-		forward.New(forward.Config{DialTimeout: cfg.Forward.DialTimeout, Host: d.host, Kube: m.kubes, Dialer: d.guard, Metrics: ms.forward},
+		forward.New(forward.Config{DialTimeout: cfg.Forward.DialTimeout, Host: d.host, Kube: m.kubes, Dialer: d.guard, Metrics: ms.forward, StepUp: steps},
 			st, engine, m.sessions, alog, log),
 		m.kubes,
 		shells,
-		sftpsub.New(sftpsub.Config{Host: d.host, Metrics: ms.sftp}, st, engine, m.sessions, alog, shells, log),
+		sftpsub.New(sftpsub.Config{Host: d.host, Metrics: ms.sftp, StepUp: steps, Pods: m.kubes}, st, engine, m.sessions, alog, shells, log),
 		commands.New(commands.Deps{
+			StepUp:          steps,
+			StepUpLogin:     stepUpLogin(m.device),
 			Accounts:        st,
 			Audit:           auditService{alog, st},
 			Policy:          engine,
@@ -137,6 +157,15 @@ func newModules(ctx context.Context, d moduleDeps) (*modules, error) {
 		}
 	}
 	return m, nil
+}
+
+// stepUpLogin is the device flow of `step-up`, or no interface at all
+// (not a nil *DeviceFlow) without oidc.
+func stepUpLogin(d *authn.DeviceFlow) commands.StepUpLogin {
+	if d == nil {
+		return nil
+	}
+	return d
 }
 
 // replicasOf is how replicas know each other: etcd leases, or the single

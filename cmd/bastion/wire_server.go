@@ -100,8 +100,13 @@ func newServer(cfg Config, mods *modules, st store.Store, alog *audit.Log, hostK
 	// so that they are recorded as "certificate expired".
 	scfg.KeepExpiredCertSessions = !cfg.Auth.DisconnectExpiredCert
 	scfg.EndSessions = mods.sessions.EndConn
-	if cfg.OIDC.Enabled() {
-		scfg.DeviceLogin = authn.NewDeviceFlow(cfg.OIDC)
+	if cfg.OIDC.Enabled() && mods.device != nil {
+		// One device flow for logins and `step-up`.
+		scfg.DeviceLogin = mods.device
+	}
+	scfg.StepUpRemember = cfg.StepUp.Remember
+	if mods.steps != nil {
+		scfg.StrongLogins = mods.steps
 	}
 	if len(cfg.UserCAKeys) > 0 {
 		certs := &authn.Certificates{Store: st}

@@ -53,6 +53,7 @@ func RemoveBinary() {
 	if binPath != "" {
 		_ = os.RemoveAll(filepath.Dir(binPath))
 	}
+	removeSKProvider()
 }
 
 // ModuleRoot returns the directory holding go.mod.

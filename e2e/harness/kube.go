@@ -68,6 +68,14 @@ type Kube struct {
 	caPEM  []byte
 	etcd   *kubeProc
 	server *kubeProc
+
+	// For a cluster with a kubelet (kubelet.go): every peer runs through
+	// enter (nsenter into the node's namespaces), dial reaches its
+	// loopback ports, and apiserverArgs are added to kube-apiserver's.
+	enter         []string
+	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
+	apiserverArgs []string
+	procs         []*kubeProc
 }
 
 // kubeProc is one peer process with its output.
@@ -85,31 +93,45 @@ type kubeProc struct {
 // test that needs an apiserver starts its own.
 func StartKube(t testing.TB) *Kube {
 	t.Helper()
-	apiserver := KubeAPIServerPath()
-	if _, err := os.Stat(apiserver); err != nil {
+	checkKubePeers(t)
+	k := &Kube{Dir: t.TempDir()}
+	k.URL = "https://127.0.0.1:" + freePort(t)
+	k.writePKI(t)
+	k.start(t)
+	return k
+}
+
+// checkKubePeers fails t when etcd, kube-apiserver or kubectl is missing.
+func checkKubePeers(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat(KubeAPIServerPath()); err != nil {
 		t.Fatalf("kube-apiserver %s is not built (%v): run `make test` or `bash scripts/install-kube.sh`", KubeVersion, err)
 	}
-	etcdBin, err := exec.LookPath("etcd")
-	if err != nil {
+	if _, err := exec.LookPath("etcd"); err != nil {
 		t.Fatalf("etcd is not installed (%v): run `make test` or `bash scripts/install-kube.sh`", err)
 	}
 	if _, err := exec.LookPath("kubectl"); err != nil {
 		t.Fatalf("kubectl is not installed (%v): scripts/install-kube.sh says what is needed", err)
 	}
+}
+
+// start runs etcd and kube-apiserver for k (whose URL and PKI are set),
+// waits for /readyz and applies the impersonator RBAC.
+func (k *Kube) start(t testing.TB) {
+	t.Helper()
+	apiserver := KubeAPIServerPath()
+	etcdBin, _ := exec.LookPath("etcd")
 	root, err := ModuleRoot()
 	if err != nil {
 		t.Fatalf("module root: %v", err)
 	}
 	start := time.Now()
-	k := &Kube{Dir: t.TempDir()}
-	port := freePort(t)
-	k.URL = "https://127.0.0.1:" + port
-	k.writePKI(t)
+	port := k.URL[strings.LastIndexByte(k.URL, ':')+1:]
 
 	// etcd, with its own data dir and loopback ports.
 	clientURL := "http://127.0.0.1:" + freePort(t)
 	peerURL := "http://127.0.0.1:" + freePort(t)
-	k.etcd = startKubeProc(t, "etcd", etcdBin,
+	k.etcd = k.startProc(t, "etcd", etcdBin,
 		"--name=default", "--data-dir="+filepath.Join(k.Dir, "etcd"),
 		"--listen-client-urls="+clientURL, "--advertise-client-urls="+clientURL,
 		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
@@ -119,20 +141,20 @@ func StartKube(t testing.TB) *Kube {
 
 	// kube-apiserver.
 	f := func(name string) string { return filepath.Join(k.Dir, name) }
-	k.server = startKubeProc(t, "kube-apiserver", apiserver,
-		"--etcd-servers="+clientURL,
-		"--bind-address=127.0.0.1", "--secure-port="+port, "--advertise-address=127.0.0.1",
-		"--cert-dir="+f("apiserver-certs"),
-		"--tls-cert-file="+f("apiserver.crt"), "--tls-private-key-file="+f("apiserver.key"),
-		"--client-ca-file="+k.CAFile,
+	k.server = k.startProc(t, "kube-apiserver", apiserver, append([]string{
+		"--etcd-servers=" + clientURL,
+		"--bind-address=127.0.0.1", "--secure-port=" + port, "--advertise-address=127.0.0.1",
+		"--cert-dir=" + f("apiserver-certs"),
+		"--tls-cert-file=" + f("apiserver.crt"), "--tls-private-key-file=" + f("apiserver.key"),
+		"--client-ca-file=" + k.CAFile,
 		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+f("sa.pub"),
-		"--service-account-signing-key-file="+f("sa.key"),
+		"--service-account-key-file=" + f("sa.pub"),
+		"--service-account-signing-key-file=" + f("sa.key"),
 		"--service-cluster-ip-range=10.96.0.0/16",
 		// 127.0.0.1 is no valid endpoint of the `kubernetes` Service.
 		"--endpoint-reconciler-type=none",
-		"--profiling=false", "--v=0")
+		"--profiling=false", "--v=0"}, k.apiserverArgs...)...)
 	k.waitHTTP(t, k.server, k.URL+"/readyz", k.httpClient(t, "admin"), "ok", 60*time.Second)
 	ready := time.Since(start)
 
@@ -154,7 +176,6 @@ func StartKube(t testing.TB) *Kube {
 	}
 	t.Logf("kube-apiserver %s at %s: ready in %s, RBAC applied in %s", KubeVersion, k.URL,
 		ready.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
-	return k
 }
 
 // Kubectl runs kubectl against kubeconfig (which may point elsewhere than
@@ -186,10 +207,11 @@ func (k *Kube) UserKubeconfig(t testing.TB, user string, groups ...string) strin
 	return k.writeKubeconfig(t, name, user, cert, key)
 }
 
-// Logs returns what etcd and kube-apiserver printed so far.
+// Logs returns what etcd and kube-apiserver (and, with a kubelet,
+// containerd and the kubelet) printed so far.
 func (k *Kube) Logs() string {
 	var b strings.Builder
-	for _, p := range []*kubeProc{k.etcd, k.server} {
+	for _, p := range k.procs {
 		if p != nil {
 			fmt.Fprintf(&b, "--- %s ---\n%s\n", p.name, p.logs.String())
 		}
@@ -307,6 +329,7 @@ func (k *Kube) httpClient(t testing.TB, name string) *http.Client {
 	pool.AddCert(k.ca)
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}},
+		DialContext:     k.dial,
 	}}
 }
 
@@ -315,7 +338,7 @@ func (k *Kube) httpClient(t testing.TB, name string) *http.Client {
 func (k *Kube) waitHTTP(t testing.TB, p *kubeProc, url string, c *http.Client, want string, limit time.Duration) {
 	t.Helper()
 	if c == nil {
-		c = &http.Client{Timeout: 5 * time.Second}
+		c = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: k.dial}}
 	}
 	deadline := time.Now().Add(limit)
 	last := ""
@@ -340,17 +363,24 @@ func (k *Kube) waitHTTP(t testing.TB, p *kubeProc, url string, c *http.Client, w
 	t.Fatalf("%s not ready within %s (%s: %s):\n%s", p.name, limit, url, last, k.Logs())
 }
 
-// startKubeProc starts a peer that is stopped (SIGTERM, then SIGKILL after
+// startProc starts a peer that is stopped (SIGTERM, then SIGKILL after
 // 10 s) when the test ends, and killed if the test process dies first.
-func startKubeProc(t testing.TB, name, bin string, args ...string) *kubeProc {
+// With k.enter it runs in the node's namespaces (nsenter execs the peer,
+// so the signals reach it).
+func (k *Kube) startProc(t testing.TB, name, bin string, args ...string) *kubeProc {
 	t.Helper()
 	p := &kubeProc{name: name, logs: &syncBuffer{}, done: make(chan struct{})}
+	if len(k.enter) > 0 {
+		args = append(append(append([]string{}, k.enter[1:]...), bin), args...)
+		bin = k.enter[0]
+	}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
+	k.procs = append(k.procs, p)
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)

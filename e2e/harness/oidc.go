@@ -26,6 +26,10 @@ type OIDCOptions struct {
 	// AccountsJSON, if set, replaces the built-in accounts (alice, bob,
 	// mallory); it is a JSON object login → {"email","name","groups"}.
 	AccountsJSON string
+	// ACR and AMR are what every login at the provider reports (default
+	// urn:bastion:pwd and [pwd]).
+	ACR string
+	AMR []string
 }
 
 // OIDC is a running oidc-provider (panva's, certified) with the device
@@ -79,6 +83,12 @@ func StartOIDC(t testing.TB, opts OIDCOptions) *OIDC {
 	}
 	if opts.AccountsJSON != "" {
 		env = append(env, "ACCOUNTS_JSON="+opts.AccountsJSON)
+	}
+	if opts.ACR != "" {
+		env = append(env, "LOGIN_ACR="+opts.ACR)
+	}
+	if len(opts.AMR) > 0 {
+		env = append(env, "LOGIN_AMR="+strings.Join(opts.AMR, ","))
 	}
 	o.cmd = exec.Command("node", "server.mjs")
 	o.cmd.Dir = dir

@@ -10,6 +10,9 @@
 //   DEVICE_TTL     device code lifetime in seconds (default 600)
 //   ACCOUNTS_JSON  {"alice":{"email":"..","name":"..","groups":[..]},..}
 //                  (default: alice, bob, mallory)
+//   LOGIN_ACR      the acr of every login (default urn:bastion:pwd); ID
+//                  tokens carry acr, amr and auth_time
+//   LOGIN_AMR      its amr, comma-separated (default pwd)
 //
 // Pages (all without JavaScript):
 //   GET  /device                    form#op.deviceInputForm: xsrf, user_code
@@ -35,6 +38,8 @@ const DEFAULT_ACCOUNTS = {
   mallory: { email: 'mallory@evil.test', name: 'Mallory', groups: [] },
 };
 const ACCOUNTS = process.env.ACCOUNTS_JSON ? JSON.parse(process.env.ACCOUNTS_JSON) : DEFAULT_ACCOUNTS;
+const LOGIN_ACR = process.env.LOGIN_ACR || 'urn:bastion:pwd';
+const LOGIN_AMR = (process.env.LOGIN_AMR || 'pwd').split(',').filter(Boolean);
 
 const log = (...args) => console.log(new Date().toISOString(), ...args);
 
@@ -85,9 +90,12 @@ const configuration = {
   jwks: { keys: [signingKey] },
   cookies: { keys: [randomBytes(32).toString('hex')] },
   findAccount,
+  // Without acr values the provider drops the acr claim.
+  acrValues: [...new Set(['urn:bastion:pwd', 'urn:bastion:mfa', LOGIN_ACR])],
   scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
   claims: {
-    openid: ['sub'],
+    // amr goes into every ID token (acr and auth_time when asked for).
+    openid: ['sub', 'amr'],
     email: ['email', 'email_verified'],
     profile: ['name'],
     groups: ['groups'],
@@ -247,7 +255,7 @@ async function interaction(req, res, uid, action) {
       return;
     }
     log('interaction.login', uid, login);
-    await provider.interactionFinished(req, res, { login: { accountId: login } }, { mergeWithLastSubmission: false });
+    await provider.interactionFinished(req, res, { login: { accountId: login, acr: LOGIN_ACR, amr: LOGIN_AMR } }, { mergeWithLastSubmission: false });
     return;
   }
 

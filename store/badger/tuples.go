@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -62,6 +63,61 @@ func decodeExpiry(b []byte) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("badger: bad tuple expiry of %d bytes", len(b))
 }
 
+// tupleCondVersion starts the index value of a conditional tuple.
+const tupleCondVersion = 1
+
+// tupleCond is the JSON part of a conditional tuple's index value.
+type tupleCond struct {
+	Condition string         `json:"condition"`
+	Context   map[string]any `json:"context,omitempty"`
+}
+
+// encodeTupleValue gives the index value of a tuple. A tuple without a
+// condition keeps the old value, its expiry alone (empty or 12 bytes), so
+// that stores written before conditions read the same and older binaries
+// can still read them. A conditional tuple's value is a version byte, the
+// expiry's length (0 or 12) and the expiry, then JSON with the condition
+// and its context; it is never 0 or 12 bytes long, so it cannot be taken
+// for an expiry.
+func encodeTupleValue(t store.Tuple) ([]byte, error) {
+	exp := encodeExpiry(t.Expires)
+	if t.Condition == "" {
+		if len(t.Context) > 0 {
+			return nil, fmt.Errorf("badger: tuple %s has a context but no condition", t)
+		}
+		return exp, nil
+	}
+	js, err := json.Marshal(tupleCond{Condition: t.Condition, Context: t.Context})
+	if err != nil {
+		return nil, fmt.Errorf("badger: the condition context of tuple %s: %w", t, err)
+	}
+	v := append([]byte{tupleCondVersion, byte(len(exp))}, exp...)
+	return append(v, js...), nil
+}
+
+// decodeTupleValue reads an index value into t's Expires, Condition and
+// Context.
+func decodeTupleValue(v []byte, t *store.Tuple) error {
+	if len(v) == 0 || len(v) == 12 {
+		exp, err := decodeExpiry(v)
+		t.Expires = exp
+		return err
+	}
+	if len(v) < 2 || v[0] != tupleCondVersion || (v[1] != 0 && v[1] != 12) || len(v) < 2+int(v[1]) {
+		return fmt.Errorf("badger: bad tuple value of %d bytes", len(v))
+	}
+	exp, err := decodeExpiry(v[2 : 2+int(v[1])])
+	if err != nil {
+		return err
+	}
+	var c tupleCond
+	if err := json.Unmarshal(v[2+int(v[1]):], &c); err != nil || c.Condition == "" {
+		return fmt.Errorf("badger: bad tuple condition: %v", err)
+	}
+	t.Expires, t.Condition, t.Context = exp, c.Condition, c.Context
+	return nil
+}
+
 // WriteTuples deletes del then adds add, in one transaction (see the
 // package comment for calls too large for one).
 func (s *Store) WriteTuples(ctx context.Context, add, del []store.Tuple) error {
@@ -89,7 +145,10 @@ func (s *Store) WriteTuples(ctx context.Context, add, del []store.Tuple) error {
 		ops = append(ops, op{key: objKey(t), del: true}, op{key: subKey(t), del: true})
 	}
 	for _, t := range add {
-		v := encodeExpiry(t.Expires)
+		v, err := encodeTupleValue(t)
+		if err != nil {
+			return err
+		}
 		ops = append(ops, op{key: objKey(t), val: v}, op{key: subKey(t), val: v})
 	}
 	// A split call has committed part of itself by the time it fails:
@@ -141,20 +200,20 @@ func (s *Store) tupleScan(ctx context.Context, prefix string, parse func(k []byt
 	var out []store.Tuple
 	err := s.db.View(func(txn *bdb.Txn) error {
 		return scan(ctx, txn, prefix, func(k, v []byte) error {
-			exp, err := decodeExpiry(v)
-			if err != nil {
+			var val store.Tuple
+			if err := decodeTupleValue(v, &val); err != nil {
 				return err
 			}
 			// Expired grants must be invisible the instant they expire,
 			// without waiting for any sweeper.
-			if !exp.IsZero() && !now.Before(exp) {
+			if val.Expired(now) {
 				return nil
 			}
 			t, ok := parse(k[3:]) // both tuple prefixes are 3 bytes
 			if !ok {
 				return fmt.Errorf("badger: malformed tuple key %q", k)
 			}
-			t.Expires = exp
+			t.Expires, t.Condition, t.Context = val.Expires, val.Condition, val.Context
 			out = append(out, t)
 			return nil
 		})
@@ -229,15 +288,15 @@ func (s *Store) PurgeExpiredTuples(ctx context.Context) (int, error) {
 	var dead []store.Tuple
 	err := s.db.View(func(txn *bdb.Txn) error {
 		return scan(ctx, txn, pTupleObj, func(k, v []byte) error {
-			exp, err := decodeExpiry(v)
-			if err != nil || exp.IsZero() || now.Before(exp) {
+			var val store.Tuple
+			if err := decodeTupleValue(v, &val); err != nil || !val.Expired(now) {
 				return err
 			}
 			t, ok := parseObjKey(k[3:])
 			if !ok {
 				return fmt.Errorf("badger: malformed tuple key %q", k)
 			}
-			t.Expires = exp
+			t.Expires = val.Expires
 			dead = append(dead, t)
 			return nil
 		})
@@ -295,6 +354,7 @@ func stillExpired(txn *bdb.Txn, t store.Tuple, now time.Time) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	exp, err := decodeExpiry(v)
-	return err == nil && !exp.IsZero() && !now.Before(exp), err
+	var val store.Tuple
+	err = decodeTupleValue(v, &val)
+	return err == nil && val.Expired(now), err
 }

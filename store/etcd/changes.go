@@ -143,11 +143,9 @@ func (s *Store) changeOf(ev *clientv3.Event) (store.Change, bool) {
 			return store.Change{}, false
 		}
 		if !deleted {
-			exp, err := decodeExpiry(ev.Kv.Value)
-			if err != nil {
+			if err := decodeTupleValue(ev.Kv.Value, &t); err != nil {
 				return store.Change{}, false
 			}
-			t.Expires = exp
 		}
 		c.Kind, c.Key, c.Tuple = store.KindTuple, t.String(), &t
 		return c, true

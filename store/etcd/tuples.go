@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -54,6 +55,57 @@ func decodeExpiry(b []byte) (time.Time, error) {
 		return time.Unix(sec, int64(binary.BigEndian.Uint32(b[8:]))).UTC(), nil
 	}
 	return time.Time{}, fmt.Errorf("etcd: bad tuple expiry of %d bytes", len(b))
+}
+
+// tupleCondVersion starts the value of a conditional tuple.
+const tupleCondVersion = 1
+
+// tupleCond is the JSON part of a conditional tuple's value.
+type tupleCond struct {
+	Condition string         `json:"condition"`
+	Context   map[string]any `json:"context,omitempty"`
+}
+
+// encodeTupleValue gives a tuple's index value, as package badger does: a
+// tuple without a condition keeps the old value (its expiry alone, empty
+// or 12 bytes); a conditional one is a version byte, the expiry's length
+// and the expiry, then JSON with the condition and its context (never 0
+// or 12 bytes long, so never taken for an expiry).
+func encodeTupleValue(t store.Tuple) (string, error) {
+	exp := encodeExpiry(t.Expires)
+	if t.Condition == "" {
+		if len(t.Context) > 0 {
+			return "", fmt.Errorf("etcd: tuple %s has a context but no condition", t)
+		}
+		return exp, nil
+	}
+	js, err := json.Marshal(tupleCond{Condition: t.Condition, Context: t.Context})
+	if err != nil {
+		return "", fmt.Errorf("etcd: the condition context of tuple %s: %w", t, err)
+	}
+	return string([]byte{tupleCondVersion, byte(len(exp))}) + exp + string(js), nil
+}
+
+// decodeTupleValue reads a value into t's Expires, Condition and Context.
+func decodeTupleValue(v []byte, t *store.Tuple) error {
+	if len(v) == 0 || len(v) == 12 {
+		exp, err := decodeExpiry(v)
+		t.Expires = exp
+		return err
+	}
+	if len(v) < 2 || v[0] != tupleCondVersion || (v[1] != 0 && v[1] != 12) || len(v) < 2+int(v[1]) {
+		return fmt.Errorf("etcd: bad tuple value of %d bytes", len(v))
+	}
+	exp, err := decodeExpiry(v[2 : 2+int(v[1])])
+	if err != nil {
+		return err
+	}
+	var c tupleCond
+	if err := json.Unmarshal(v[2+int(v[1]):], &c); err != nil || c.Condition == "" {
+		return fmt.Errorf("etcd: bad tuple condition: %v", err)
+	}
+	t.Expires, t.Condition, t.Context = exp, c.Condition, c.Context
+	return nil
 }
 
 // parseTupleKey parses a to/ key (without the store prefix).
@@ -109,10 +161,16 @@ func (s *Store) WriteTuples(ctx context.Context, add, del []store.Tuple) error {
 			return err
 		}
 	}
+	vals := make(map[string]string, len(add))
 	for _, t := range add {
 		if err := checkTuple(t); err != nil {
 			return err
 		}
+		v, err := encodeTupleValue(t)
+		if err != nil {
+			return err
+		}
+		vals[t.String()] = v
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -124,7 +182,7 @@ func (s *Store) WriteTuples(ctx context.Context, add, del []store.Tuple) error {
 		txn := make([]clientv3.Op, 0, 2*len(chunk))
 		for _, o := range chunk {
 			if o.put {
-				v := encodeExpiry(o.t.Expires)
+				v := vals[o.t.String()]
 				txn = append(txn, clientv3.OpPut(s.k(objKey(o.t)), v), clientv3.OpPut(s.k(subKey(o.t)), v))
 			} else {
 				txn = append(txn, clientv3.OpDelete(s.k(objKey(o.t))), clientv3.OpDelete(s.k(subKey(o.t))))
@@ -143,19 +201,19 @@ func (s *Store) tupleScan(ctx context.Context, p string, parse func(k string) (s
 	now := s.clock()
 	var out []store.Tuple
 	err := s.scan(ctx, p, func(k string, v []byte, _ int64) error {
-		exp, err := decodeExpiry(v)
-		if err != nil {
+		var val store.Tuple
+		if err := decodeTupleValue(v, &val); err != nil {
 			return err
 		}
 		// Hidden from the instant of expiry: no sweeper is waited for.
-		if !exp.IsZero() && !now.Before(exp) {
+		if val.Expired(now) {
 			return nil
 		}
 		t, ok := parse(k[3:])
 		if !ok {
 			return fmt.Errorf("etcd: malformed tuple key %q", k)
 		}
-		t.Expires = exp
+		t.Expires, t.Condition, t.Context = val.Expires, val.Condition, val.Context
 		out = append(out, t)
 		return nil
 	})
@@ -228,8 +286,8 @@ func (s *Store) PurgeExpiredTuples(ctx context.Context) (int, error) {
 	}
 	var all []dead
 	err := s.scan(ctx, pTupleObj, func(k string, v []byte, _ int64) error {
-		exp, err := decodeExpiry(v)
-		if err != nil || exp.IsZero() || now.Before(exp) {
+		var val store.Tuple
+		if err := decodeTupleValue(v, &val); err != nil || !val.Expired(now) {
 			return err
 		}
 		t, ok := parseObj(k[3:])

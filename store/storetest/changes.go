@@ -20,11 +20,7 @@ func changeString(c store.Change) string {
 		s += " deleted"
 	}
 	if c.Tuple != nil {
-		s += " [" + c.Tuple.String()
-		if !c.Tuple.Expires.IsZero() {
-			s += " until " + c.Tuple.Expires.UTC().Format(time.RFC3339Nano)
-		}
-		s += "]"
+		s += " [" + tupleString(*c.Tuple) + "]"
 	}
 	return s
 }
@@ -83,6 +79,7 @@ func watch(t *testing.T, s store.Store, from uint64) <-chan store.Change {
 func testChanges(t *testing.T, s store.Store, _ *Clock) {
 	t.Run("EveryKind", func(t *testing.T) { testChangesEveryKind(t, s) })
 	t.Run("Replay", func(t *testing.T) { testChangesReplay(t, s) })
+	t.Run("ConditionalTuple", func(t *testing.T) { testChangesConditionalTuple(t, s) })
 	t.Run("TwoWatchers", func(t *testing.T) { testChangesTwoWatchers(t, s) })
 	t.Run("Cancel", func(t *testing.T) { testChangesCancel(t, s) })
 }
@@ -228,4 +225,18 @@ func testChangesCancel(t *testing.T, s store.Store) {
 			t.Fatalf("the feed is still open %s after its context was cancelled", changeWait)
 		}
 	}
+}
+
+// testChangesConditionalTuple: the change of a conditional tuple carries
+// its condition and context, so that replicas' caches see what was
+// written.
+func testChangesConditionalTuple(t *testing.T, s store.Store) {
+	ch := watch(t, s, rev(t, s))
+	c := tp("resource:db", "act", "user:carol")
+	c.Condition, c.Context = "office", map[string]any{"cidr": "10.0.0.0/8"}
+	c.Expires = Epoch.Add(time.Hour)
+	must(t, s.WriteTuples(bg, []store.Tuple{c}, nil), "WriteTuples(conditional)")
+	expectChanges(t, ch, "WriteTuples(conditional)",
+		"tuple resource:db#act@user:carol [resource:db#act@user:carol until "+c.Expires.Format(time.RFC3339Nano)+
+			` with office {"cidr":"10.0.0.0/8"}]`)
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -64,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"TupleExpiry", testTupleExpiry},
 		{"TupleWriteAtomic", testTupleWriteAtomic},
 		{"TupleBulk", testTupleBulk},
+		{"TupleConditions", testTupleConditions},
 		{"EventsAppend", testEventsAppend},
 		{"EventsGapRejected", testEventsGapRejected},
 		{"EventsScan", testEventsScan},
@@ -137,17 +139,33 @@ func utc(tm time.Time) time.Time {
 func normTuples(ts []store.Tuple) []string {
 	out := make([]string, 0, len(ts))
 	for _, t := range ts {
-		s := t.String()
-		if !t.Expires.IsZero() {
-			s += " until " + t.Expires.UTC().Format(time.RFC3339Nano)
-		}
-		out = append(out, s)
+		out = append(out, tupleString(t))
 	}
 	sort.Strings(out)
 	return out
 }
 
 func tupleStrings(ts ...store.Tuple) []string { return normTuples(ts) }
+
+// tupleString renders all a backend keeps of a tuple: its key, expiry,
+// condition and context (as JSON, whose keys are sorted).
+func tupleString(t store.Tuple) string {
+	s := t.String()
+	if !t.Expires.IsZero() {
+		s += " until " + t.Expires.UTC().Format(time.RFC3339Nano)
+	}
+	if t.Condition != "" {
+		s += " with " + t.Condition
+	}
+	if t.Context != nil {
+		b, err := json.Marshal(t.Context)
+		if err != nil {
+			panic(err)
+		}
+		s += " " + string(b)
+	}
+	return s
+}
 
 func normEvent(e store.Event) store.Event {
 	e.Time = utc(e.Time)

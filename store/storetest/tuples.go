@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -166,4 +167,62 @@ func testTupleBulk(t *testing.T, s store.Store, clock *Clock) {
 	equal(t, "r7 after expiry", len(byObject(t, s, "resource:r7", "act")), 0)
 	equal(t, "r6 after expiry", len(byObject(t, s, "resource:r6", "")), n/100)
 	equal(t, "odd subject expired", len(bySubject(t, s, "user:u2999", "")), 0)
+}
+
+// testTupleConditions: a conditional tuple keeps its condition and its
+// context (every JSON kind of value) through every read, beside an expiry
+// or without one; re-adding replaces them; an unconditional tuple beside
+// it reads as before.
+func testTupleConditions(t *testing.T, s store.Store, clock *Clock) {
+	shift := tp("group:oncall", "member", "user:carol")
+	shift.Condition = "on_shift"
+	shift.Context = map[string]any{
+		"start": "2025-01-01T08:00:00Z", "end": "2025-01-01T16:00:00Z",
+		"cidrs": []any{"10.0.0.0/8", "192.168.0.0/16"}, "max": 3.5, "strict": true,
+		"labels": map[string]any{"team": "sre", "n": 2.0},
+	}
+	bare := tp("resource:web", "act", "group:oncall#member")
+	bare.Condition = "office" // a condition with no context: the request supplies it all
+	temp := tp("resource:db", "act", "user:carol")
+	temp.Condition, temp.Context = "office", map[string]any{"cidr": "10.1.0.0/16"}
+	temp.Expires = Epoch.Add(time.Hour)
+	plain := tp("resource:db", "act", "user:dave")
+	all := []store.Tuple{shift, bare, temp, plain}
+	must(t, s.WriteTuples(bg, all, nil), "WriteTuples(conditional)")
+
+	equal(t, "by object", byObject(t, s, "group:oncall", "member"), tupleStrings(shift))
+	equal(t, "by object, usersets", byObject(t, s, "resource:web", "act"), tupleStrings(bare))
+	equal(t, "by subject", bySubject(t, s, "user:carol", ""), tupleStrings(shift, temp))
+	equal(t, "list", listAll(t, s), tupleStrings(all...))
+	// The values come back as JSON decodes them, so that the engine reads
+	// the same from every backend.
+	ts, err := s.TuplesByObject(bg, "group:oncall", "member")
+	must(t, err, "TuplesByObject")
+	if len(ts) != 1 || !reflect.DeepEqual(ts[0].Context, shift.Context) || ts[0].Condition != "on_shift" {
+		t.Fatalf("conditional tuple read back as %+v, want %+v", ts, shift)
+	}
+
+	// Re-adding replaces the condition and its context...
+	shift.Context = map[string]any{"start": "2025-02-01T08:00:00Z"}
+	must(t, s.WriteTuples(bg, []store.Tuple{shift}, nil), "WriteTuples(new context)")
+	equal(t, "after new context", bySubject(t, s, "user:carol", "group"), tupleStrings(shift))
+	// ...and re-adding without one makes the tuple unconditional.
+	shift.Condition, shift.Context = "", nil
+	must(t, s.WriteTuples(bg, []store.Tuple{shift}, nil), "WriteTuples(unconditional)")
+	equal(t, "after dropping the condition", byObject(t, s, "group:oncall", ""), tupleStrings(shift))
+
+	// A conditional tuple expires like any other.
+	clock.Set(temp.Expires)
+	equal(t, "by subject after expiry", bySubject(t, s, "user:carol", "resource"), tupleStrings())
+	equal(t, "by object after expiry", byObject(t, s, "resource:db", ""), tupleStrings(plain))
+
+	// Deleting names only the key: the condition is not part of it.
+	must(t, s.WriteTuples(bg, nil, []store.Tuple{tp("resource:web", "act", "group:oncall#member")}), "WriteTuples(-bare)")
+	equal(t, "after delete", byObject(t, s, "resource:web", ""), tupleStrings())
+
+	// A context without a condition is refused, and writes nothing.
+	bad := tp("resource:x", "act", "user:eve")
+	bad.Context = map[string]any{"a": "b"}
+	wantErr(t, s.WriteTuples(bg, []store.Tuple{bad}, nil), "WriteTuples(context without condition)")
+	equal(t, "after refused write", byObject(t, s, "resource:x", ""), tupleStrings())
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/sshbastion/bastion/authn"
 	"github.com/sshbastion/bastion/store"
 )
 
@@ -20,16 +21,21 @@ const maxKeyInput = 64 << 10
 func newKeys(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage public keys", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return c.Help() }}
+	var skOpts skOptions
 	add := &cobra.Command{
 		Use: "add USER", Short: "Register the public keys read from stdin to USER (admin only)", Args: cobra.ExactArgs(1),
-		Example: "  ssh bastion keys add alice < id_ed25519.pub",
+		Example: "  ssh bastion keys add alice < id_ed25519.pub\n  ssh bastion keys add alice < id_ed25519_sk.pub    # a FIDO2 security key: each login needs a touch",
 		RunE: func(_ *cobra.Command, args []string) error {
 			if err := e.requireAdmin("keys add"); err != nil {
 				return err
 			}
-			return keysAdd(e, args[0])
+			return keysAdd(e, args[0], skOpts)
 		},
 	}
+	add.Flags().BoolVar(&skOpts.noTouch, "no-touch-required", false,
+		"security keys only: accept signatures without user presence (as the authorized_keys option; only for keys made with ssh-keygen -O no-touch-required)")
+	add.Flags().BoolVar(&skOpts.verify, "verify-required", false,
+		"security keys only: demand user verification (a PIN) in every signature")
 	list := &cobra.Command{
 		Use: "list [USER]", Short: "List keys (yours, or USER's for admins)", Args: cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -94,7 +100,10 @@ func newKeys(e *env) *cobra.Command {
 	return cmd
 }
 
-func keysAdd(e *env, user string) error {
+// skOptions are the security-key flags of `keys add`.
+type skOptions struct{ noTouch, verify bool }
+
+func keysAdd(e *env, user string, sk skOptions) error {
 	if _, err := e.deps.Accounts.GetUser(e.ctx, user); errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("no user %q; add it first with: %s users add %s", user, e.deps.Host, user)
 	} else if err != nil {
@@ -119,6 +128,11 @@ func keysAdd(e *env, user string) error {
 		if _, isCert := pk.(*gossh.Certificate); isCert {
 			return fmt.Errorf("stdin line %d: that is a certificate; register the plain public key instead", line)
 		}
+		if (sk.noTouch || sk.verify) && !authn.IsSecurityKey(pk) {
+			// The flags say what a security key's signatures must assert;
+			// on another key they would mean nothing, and silently.
+			return fmt.Errorf("stdin line %d: --no-touch-required and --verify-required apply to security keys (sk-ssh-ed25519, sk-ecdsa-sha2-nistp256) only, and this is %s", line, pk.Type())
+		}
 		fp := gossh.FingerprintSHA256(pk)
 		if other, err := e.deps.Accounts.KeyByFingerprint(e.ctx, fp); err == nil && other.User != user {
 			// One key, one identity: a key registered to two users would
@@ -127,7 +141,7 @@ func keysAdd(e *env, user string) error {
 		}
 		keys = append(keys, store.Key{Fingerprint: fp, User: user, Type: pk.Type(),
 			AuthorizedKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(pk))), Comment: comment,
-			Source: "admin", Added: e.deps.Clock().UTC()})
+			Source: "admin", Added: e.deps.Clock().UTC(), NoTouchRequired: sk.noTouch, VerifyRequired: sk.verify})
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("reading stdin: %v", err)
@@ -139,10 +153,20 @@ func keysAdd(e *env, user string) error {
 		if err := e.deps.Accounts.PutKey(e.ctx, k); err != nil {
 			return err
 		}
-		if err := e.record(store.Event{Action: "key.add", Target: user, Details: map[string]string{"fingerprint": k.Fingerprint, "type": k.Type}}); err != nil {
+		d := map[string]string{"fingerprint": k.Fingerprint, "type": k.Type}
+		if k.NoTouchRequired {
+			d["no_touch_required"] = "true"
+		}
+		if k.VerifyRequired {
+			d["verify_required"] = "true"
+		}
+		if err := e.record(store.Event{Action: "key.add", Target: user, Details: d}); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.out, "added %s %s for %s\n", k.Type, k.Fingerprint, user)
+	}
+	if sk.verify {
+		fmt.Fprintf(e.errOut, "note: %v\n", authn.ErrVerifyUnsupported)
 	}
 	return nil
 }

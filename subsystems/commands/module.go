@@ -77,6 +77,10 @@ type Deps struct {
 	Host string
 	// ResourceRules limit what `resources add` accepts (resources_rules.go).
 	ResourceRules ResourceRules
+	// StepUp and StepUpLogin serve `step-up` and the step-up facts of
+	// `whoami` (nil: step-up is unavailable).
+	StepUp      StepUp
+	StepUpLogin StepUpLogin
 }
 
 // Module registers the commands.
@@ -118,6 +122,7 @@ func (m *Module) builders() []builder {
 		{"keys", "manage public keys", newKeys},
 		{"tuples", "add, remove and list relationship tuples", newTuples},
 		{"check", "check (and explain) whether a subject has a relation on an object", newCheck},
+		{"list", "list the objects of a type a subject has a relation on", newList},
 		{"resources", "add, list, show and remove Resources", newResources},
 		{"groups", "manage group members", newGroups},
 		{"model", "show or load the authorization model", newModel},
@@ -128,6 +133,7 @@ func (m *Module) builders() []builder {
 		{"recordings", "list, replay and export shell recordings", newRecordings},
 		{"certs", "revoke user certificates, list revoked serials (admin)", newCerts},
 		{"request", "just-in-time access: search, create, list, approve, deny, drop", newRequest},
+		{"step-up", "log in again at your identity provider, for sessions that need a recent strong login", newStepUp},
 		{"help", "list the commands", m.newHelp},
 	}
 }
@@ -167,7 +173,10 @@ func (m *Module) run(ctx context.Context, s ssh.Session, b builder, args []strin
 		out = s
 	}
 	errOut := termsafe.NewWriter(s.Stderr(), termsafe.Multiline)
-	e := &env{ctx: ctx, p: p, deps: m.deps, in: s, out: out, errOut: errOut}
+	// The command's policy decisions carry the caller's request context
+	// (source_ip, current_time, ...), which model conditions read.
+	e := &env{ctx: subsystems.DecisionContext(ctx, subsystems.KindSSH), p: p, deps: m.deps, in: s, out: out, errOut: errOut,
+		raw: s.RawCommand()}
 	cmd := b.build(e)
 	cmd.Use = b.name + trimUse(cmd.Use)
 	cmd.PersistentFlags().StringVarP(&e.output, "output", "o", "table", "output format: table or json")
@@ -216,6 +225,9 @@ type env struct {
 	out    io.Writer
 	errOut io.Writer
 	output string
+	// raw is the command line as the client sent it, before the server
+	// split it into words (see jsonflag.go).
+	raw string
 }
 
 // domainObject is the tenancy root, "domain:<name>".

@@ -8,7 +8,8 @@ import "strings"
 // flag, up to the next flag, are its value. (Resource names therefore go
 // before --reason; the quoting that survives ssh, --reason "'INC-7 look'",
 // works too.)
-var textFlags = map[string]bool{"--reason": true, "--query": true}
+// --context (a JSON object) is one too, so that its spaces survive.
+var textFlags = map[string]bool{"--reason": true, "--query": true, "--context": true}
 
 // joinTextFlags returns args with the words following each text flag, up
 // to the next argument that starts with "-", joined into its value.

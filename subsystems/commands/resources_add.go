@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sshbastion/bastion/store"
+	"github.com/sshbastion/bastion/subsystems/stepup"
 )
 
 // newResourcesAdd is `resources add NAME ...`: add or replace a Resource.
@@ -71,6 +72,9 @@ func newResourcesAdd(e *env) *cobra.Command {
 				return err
 			}
 			d := map[string]string{"kind": r.Kind, "address": r.Address, "project": r.Project}
+			if r.StepUp != "" {
+				d["step_up"] = r.StepUp
+			}
 			if old != nil {
 				d["replaced"], d["old_project"], d["old_address"] = "true", projectOf(*old), old.Address
 			}
@@ -101,6 +105,7 @@ func newResourcesAdd(e *env) *cobra.Command {
 	f.StringVar(&r.Login, "login", "", "login user on ssh resources (root, or one outside resource_policy.logins: domain admins only)")
 	f.DurationVar(&r.TTL, "ttl", 0, "session TTL override")
 	f.DurationVar(&r.IdleTimeout, "idle-timeout", 0, "idle timeout override")
+	f.StringVar(&r.StepUp, "step-up", "", "sessions need a strong login this recent, and optionally with these acr values: 10m[,acr=VALUE]...")
 	f.StringVar(&kube.Credentials, "credentials", "", "kube: one of the config's kube.credentials, the bastion's identity towards this cluster (domain admins only)")
 	f.StringVar(&kube.Kubeconfig, "kubeconfig", "", "refused over ssh: name a kube.credentials entry with --credentials")
 	f.StringVar(&kube.Context, "context", "", "refused over ssh: name a kube.credentials entry with --credentials")
@@ -120,6 +125,9 @@ func validateResource(r *store.Resource, labels []string) error {
 	}
 	if r.Address == "" {
 		return fmt.Errorf("--address is required")
+	}
+	if _, err := stepup.Parse(r.StepUp); err != nil {
+		return fmt.Errorf("--step-up: %v", err)
 	}
 	if r.Project == "" {
 		// Every Resource sits in the tenancy tree (domain -> project ->

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -15,12 +16,19 @@ func newTuples(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "tuples", Short: "Add, remove and list relationship tuples", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return c.Help() }}
 	var expires time.Duration
+	var cond condFlags
 	add := &cobra.Command{
 		Use: "add OBJECT#RELATION@SUBJECT...", Short: "Add tuples (needs admin on each object, or on the domain)",
-		Example: "  ssh bastion tuples add resource:web-1#act@user:alice --expires 2h\n  ssh bastion tuples add project:payments#member@group:ops#member",
-		Args:    cobra.MinimumNArgs(1),
+		Example: "  ssh bastion tuples add resource:web-1#act@user:alice --expires 2h\n  ssh bastion tuples add project:payments#member@group:ops#member\n" +
+			"  ssh bastion tuples add resource:web-1#act@group:oncall#member --condition on_shift " +
+			"--context '{\"start\":\"2025-01-06T08:00:00Z\",\"end\":\"2025-01-06T16:00:00Z\"}'",
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			ts, err := e.parseTuples(args, "tuples add")
+			c, err := cond.values(e)
+			if err != nil {
+				return err
+			}
+			ts, err := e.parseTuplesWith(args, "tuples add", c)
 			if err != nil {
 				return err
 			}
@@ -40,15 +48,20 @@ func newTuples(e *env) *cobra.Command {
 				if !t.Expires.IsZero() {
 					d["expires"] = t.Expires.Format(time.RFC3339)
 				}
+				if t.Condition != "" {
+					d["condition"] = t.Condition
+					d["context"] = contextJSON(t.Context)
+				}
 				if err := e.record(store.Event{Action: "tuple.add", Target: t.String(), Details: d}); err != nil {
 					return err
 				}
-				fmt.Fprintf(e.out, "added %s%s\n", t, expiryNote(t))
+				fmt.Fprintf(e.out, "added %s%s%s\n", t, conditionNote(t), expiryNote(t))
 			}
 			return nil
 		},
 	}
 	add.Flags().DurationVar(&expires, "expires", 0, "make the tuples expire after this long (e.g. 2h)")
+	cond.register(add)
 	rm := &cobra.Command{
 		Use: "rm OBJECT#RELATION@SUBJECT...", Short: "Remove tuples", Args: cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -104,9 +117,9 @@ func newTuples(e *env) *cobra.Command {
 				if !t.Expires.IsZero() {
 					exp = t.Expires.UTC().Format(time.RFC3339)
 				}
-				rows = append(rows, []string{t.Object, t.Relation, t.Subject, exp})
+				rows = append(rows, []string{t.Object, t.Relation, t.Subject, exp, strings.TrimPrefix(conditionNote(t), " with ")})
 			}
-			return e.render(out, []string{"OBJECT", "RELATION", "SUBJECT", "EXPIRES"}, rows)
+			return e.render(out, []string{"OBJECT", "RELATION", "SUBJECT", "EXPIRES", "CONDITION"}, rows)
 		},
 	}
 	list.Flags().StringVar(&object, "object", "", "only tuples on this object (type:id)")
@@ -120,6 +133,12 @@ func newTuples(e *env) *cobra.Command {
 // checks the caller may administer each object, before anything is
 // written: bad input changes nothing.
 func (e *env) parseTuples(args []string, what string) ([]store.Tuple, error) {
+	return e.parseTuplesWith(args, what, store.Tuple{})
+}
+
+// parseTuplesWith is parseTuples for tuples that all carry the condition
+// and context of c.
+func (e *env) parseTuplesWith(args []string, what string, c store.Tuple) ([]store.Tuple, error) {
 	m := e.deps.Policy.Model()
 	var ts []store.Tuple
 	for _, a := range args {
@@ -127,6 +146,9 @@ func (e *env) parseTuples(args []string, what string) ([]store.Tuple, error) {
 		if err != nil {
 			return nil, err
 		}
+		t.Condition, t.Context = c.Condition, c.Context
+		// The model decides which grants need which condition, and what
+		// their context may hold, as the OpenFGA server does on a write.
 		if err := m.ValidateTuple(t); err != nil {
 			return nil, err
 		}
@@ -156,9 +178,53 @@ func (e *env) requireAdminOn(what, object string) error {
 	return e.requireAdmin(what)
 }
 
+// conditionNote is " with NAME {context}" for a conditional tuple.
+func conditionNote(t store.Tuple) string {
+	if t.Condition == "" {
+		return ""
+	}
+	return " with " + t.Condition + " " + contextJSON(t.Context)
+}
+
+func contextJSON(c map[string]any) string {
+	if len(c) == 0 {
+		return "{}"
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Sprint(c)
+	}
+	return string(b)
+}
+
 func expiryNote(t store.Tuple) string {
 	if t.Expires.IsZero() {
 		return ""
 	}
 	return " (expires " + t.Expires.Format(time.RFC3339) + ")"
+}
+
+// condFlags are tuples add's --condition NAME and --context JSON.
+type condFlags struct{ name, context string }
+
+func (c *condFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&c.name, "condition", "", "the model's condition the tuples hold under (see `model show`)")
+	cmd.Flags().StringVar(&c.context, "context", "", "the condition's parameters fixed in the tuples, as a JSON object")
+}
+
+// values returns a tuple carrying only the condition and its context.
+func (c *condFlags) values(e *env) (store.Tuple, error) {
+	var t store.Tuple
+	if c.context != "" && c.name == "" {
+		return t, fmt.Errorf("--context needs --condition: the context holds the parameters of a condition")
+	}
+	t.Condition = c.name
+	if c.context != "" {
+		ctx, err := e.jsonObject("--context", c.context)
+		if err != nil {
+			return t, err
+		}
+		t.Context = ctx
+	}
+	return t, nil
 }

@@ -63,3 +63,11 @@ func (m *Module) dial(ctx context.Context, r store.Resource, addr string) (net.C
 	}
 	return m.cfg.Dialer.DialResource(ctx, r, "tcp", addr)
 }
+
+// splitWorkload splits a forward's host into the Resource's name and what
+// follows its first "/": "prod/pods/NS/NAME" names pod NS/NAME of the kube
+// Resource prod (kty's form); a plain name has no workload.
+func splitWorkload(host string) (name, workload string) {
+	name, workload, _ = strings.Cut(host, "/")
+	return name, workload
+}

@@ -18,7 +18,9 @@ import (
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/subsystems"
 	"github.com/sshbastion/bastion/subsystems/netguard"
+	"github.com/sshbastion/bastion/subsystems/reasons"
 	"github.com/sshbastion/bastion/subsystems/sessions"
+	"github.com/sshbastion/bastion/subsystems/stepup"
 )
 
 // Resources finds Resources by name or alias.
@@ -51,6 +53,14 @@ type Config struct {
 	Dialer Dialer
 	// Metrics, if set, counts forwards and their bytes (nil: nothing).
 	Metrics *Metrics
+	// StepUp, if set, checks the step-up requirements of each forward
+	// (nil: none).
+	StepUp StepUp
+}
+
+// StepUp checks step-up requirements (stepup.Service).
+type StepUp interface {
+	Open(ctx context.Context, p authn.Principal, kind string, r store.Resource, what string) stepup.Verdict
 }
 
 // Dialer dials an address on behalf of a Resource (netguard.Guard).
@@ -61,6 +71,10 @@ type Dialer interface {
 // KubeTunnel serves an accepted-by-policy channel to a kube Resource.
 type KubeTunnel interface {
 	ServeTunnel(ctx context.Context, p authn.Principal, r store.Resource, target string, nc gossh.NewChannel)
+	// ServeWorkload serves `-L PORT:RES/pods/NS/NAME:PORT` (path is what
+	// follows "RES/"), whose act was checked; the cluster's RBAC is its
+	// own second gate.
+	ServeWorkload(ctx context.Context, p authn.Principal, r store.Resource, target, path string, port int, nc gossh.NewChannel)
 }
 
 // Module serves direct-tcpip channels (ssh -L, -W, -J) to Resources.
@@ -127,23 +141,30 @@ func (m *Module) serve(ctx context.Context, _ *gossh.ServerConn, nc gossh.NewCha
 		// The certificate this user logged in with withholds
 		// permit-port-forwarding; its CA decided, as sshd would honour.
 		deny(fmt.Sprintf("forward to %s refused: your certificate (serial %d) does not permit port forwarding", target, p.CertSerial),
-			store.Event{Reason: "certificate without permit-port-forwarding"})
+			store.Event{Reason: "certificate without permit-port-forwarding", Details: code(reasons.CertRestricted)})
 		return
 	}
 	notResource := fmt.Sprintf("forward to %s refused: %q is not a Resource; the bastion forwards only to named Resources (list them with `%s resources list`)",
 		target, req.Host, m.cfg.Host)
-	r, err := m.lookup(ctx, req.Host)
+	name, workload := splitWorkload(req.Host)
+	r, err := m.lookup(ctx, name)
+	if err == nil && workload != "" && r.Kind != "kube" {
+		err = store.ErrNotFound // only kube Resources have workloads below them
+	}
 	if err != nil {
 		// Only named Resources are reachable: anything else (raw IPs,
 		// localhost, the bastion's own ports) is refused, so the bastion
 		// can never be used as an open proxy.
-		deny(notResource, store.Event{})
+		deny(notResource, store.Event{Details: code(reasons.NotAResource)})
 		return
 	}
-	if ok, why := subsystems.CanView(ctx, m.policy, p, r.Name); !ok {
+	// Every decision about this forward reads its request context
+	// (source_ip, current_time, ...): model conditions depend on it.
+	dctx := subsystems.DecisionContext(ctx, subsystems.ForwardKind(r.Kind))
+	if ok, why := subsystems.CanView(dctx, m.policy, p, r.Name); !ok {
 		// Read like a name that does not exist (see CanView); the audit
 		// log says what was missing.
-		deny(notResource, store.Event{Target: r.Name, Reason: why})
+		deny(notResource, store.Event{Target: r.Name, Reason: why, Details: code(reasons.NotAResource)})
 		return
 	}
 	if r.Kind == "kube" && m.cfg.Kube == nil {
@@ -157,34 +178,54 @@ func (m *Module) serve(ctx context.Context, _ *gossh.ServerConn, nc gossh.NewCha
 		// (or the Resource's listed ports); the apiserver's own address is
 		// never dialled from the user's request.
 		ok = req.Port == 443 || slices.Contains(r.Ports, int(req.Port))
+		if workload != "" {
+			// A pod's port: the cluster's RBAC on pods/portforward
+			// decides, in ServeWorkload.
+			ok = req.Port > 0 && req.Port < 65536
+		}
 		if !ok {
 			r.Ports = append([]int{443}, r.Ports...)
 		}
 	}
 	if !ok {
 		deny(fmt.Sprintf("forward to %s refused: port %d is not allowed on %s (allowed: %s)", target, req.Port, r.Name, portList(r)),
-			store.Event{Target: r.Name})
+			store.Event{Target: r.Name, Details: code(reasons.PortNotAllowed)})
 		return
 	}
-	allowed, err := m.policy.Check(ctx, p.Subject(), "act", "resource:"+r.Name)
+	allowed, err := m.policy.Check(dctx, p.Subject(), "act", "resource:"+r.Name)
 	if err != nil || !allowed {
-		why := fmt.Sprintf("%s lacks act on resource:%s", p.Subject(), r.Name)
+		why, rc := fmt.Sprintf("%s lacks act on resource:%s", p.Subject(), r.Name)+
+			subsystems.UnmetConditions(dctx, m.policy, p.Subject(), "act", "resource:"+r.Name), reasons.ReBACDenied
 		if err != nil {
 			// Fail closed: an unanswerable policy question is a refusal.
-			why = "the policy could not be evaluated (" + err.Error() + ")"
+			why, rc = "the policy could not be evaluated ("+err.Error()+")", reasons.PolicyError
 		}
 		deny(fmt.Sprintf("forward to %s refused: %s. Ask for access with: %s request create %s --reason \"...\"",
-			target, why, m.cfg.Host, r.Name), store.Event{Target: r.Name})
+			target, why, m.cfg.Host, r.Name), store.Event{Target: r.Name, Details: code(rc)})
+		return
+	}
+	var su stepup.Verdict
+	if m.cfg.StepUp != nil {
+		// A recent strong login, where the config or the Resource asks
+		// for one: checked only once act holds, so that the refusal
+		// tells nothing to those who could not open the session anyway.
+		if su = m.cfg.StepUp.Open(ctx, p, stepup.KindOf(r), r, "forward to "+target); !su.OK {
+			deny(su.Message, store.Event{Target: r.Name, Reason: su.Reason, Details: su.Details})
+			return
+		}
+	}
+	if r.Kind == "kube" && workload != "" {
+		m.cfg.Kube.ServeWorkload(ctx, p, r, target, workload, int(req.Port), nc)
 		return
 	}
 	if r.Kind == "kube" {
 		m.cfg.Kube.ServeTunnel(ctx, p, r, target, nc)
 		return
 	}
-	m.serveTCP(ctx, p, r, target, dial, nc)
+	m.serveTCP(ctx, p, r, target, dial, nc, su)
 }
 
-func (m *Module) serveTCP(ctx context.Context, p authn.Principal, r store.Resource, target, dial string, nc gossh.NewChannel) {
+func (m *Module) serveTCP(ctx context.Context, p authn.Principal, r store.Resource, target, dial string, nc gossh.NewChannel, su stepup.Verdict) {
 	dctx, cancel := context.WithTimeout(ctx, m.cfg.DialTimeout)
 	defer cancel()
 	conn, err := m.dial(dctx, r, dial)
@@ -206,7 +247,8 @@ func (m *Module) serveTCP(ctx context.Context, p authn.Principal, r store.Resour
 			}
 		})
 	}
-	live, err := m.sessions.Open(ctx, sessions.Request{Principal: p, Resource: r, Kind: "forward", Target: target, Closer: closeAll})
+	live, err := m.sessions.Open(ctx, sessions.Request{Principal: p, Resource: r, Kind: "forward", Target: target, Closer: closeAll,
+		StepUpUntil: su.Until, StepUpRenew: su.Renew})
 	if err != nil {
 		conn.Close()
 		m.cfg.Metrics.result("unavailable")
@@ -243,10 +285,16 @@ func (m *Module) serveTCP(ctx context.Context, p authn.Principal, r store.Resour
 		Reason: reason, Details: map[string]string{"session": s.ID, "target": target,
 			"bytes_in": strconv.FormatInt(s.BytesIn, 10), "bytes_out": strconv.FormatInt(s.BytesOut, 10),
 			"duration": time.Since(opened).Round(time.Millisecond).String()}}
+	if code := reasons.OfSessionEnd(reason); code != "" {
+		closed.Details[reasons.DetailKey] = code
+	}
 	if _, err := m.audit.Append(context.Background(), closed); err != nil {
 		subsystems.AuditLost(m.log, m.audit, closed, err)
 	}
 }
+
+// code is the details of an event with a stable reason code.
+func code(c string) map[string]string { return map[string]string{reasons.DetailKey: c} }
 
 // lookup resolves a name or alias to a Resource.
 func (m *Module) lookup(ctx context.Context, name string) (store.Resource, error) {

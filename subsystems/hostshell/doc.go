@@ -8,5 +8,8 @@
 // terminal): the tui resource picker, from which users open shells, file
 // access requests for locked Resources and, as reviewers, decide them.
 // The open TUIs follow the store's change feed through one shared watch
-// (watch.go), so grants, requests and sessions show without a key.
+// (watch.go), so grants, requests and sessions show without a key. From
+// the TUI, a pod of a kube Resource opens a shell (pods/exec as the
+// impersonated user, recorded and audited like a host shell) or its logs
+// (podshell.go), and a step-up runs in place (stepup.go).
 package hostshell

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/ssh"
 
 	"github.com/sshbastion/bastion/authn"
 	"github.com/sshbastion/bastion/store"
+	"github.com/sshbastion/bastion/subsystems"
 	"github.com/sshbastion/bastion/tui"
 )
 
@@ -32,6 +34,8 @@ func (m *Module) front(ctx context.Context, sess ssh.Session, _ []string) int {
 	if pty.Term != "" {
 		env = append(env, "TERM="+pty.Term)
 	}
+	var back tui.Choice // where the user was, back from a pod
+	notice := ""
 	for {
 		t := wins.take()
 		r := in.take()
@@ -43,7 +47,9 @@ func (m *Module) front(ctx context.Context, sess ssh.Session, _ []string) int {
 			}
 		}()
 		choice, err := tui.Run(ctx, tui.Options{In: r, Out: sess, Width: t.pty.Window.Width, Height: t.pty.Window.Height,
-			Resize: resize, Env: env, User: p.User, Host: m.cfg.Host, Backend: b})
+			Resize: resize, Env: env, User: p.User, Host: m.cfg.Host, Backend: b,
+			Expanded: back.Expanded, Named: back.Named, Selected: back.Pod, Notice: notice})
+		notice = ""
 		in.release(r)
 		wins.release()
 		for range resize {
@@ -55,6 +61,30 @@ func (m *Module) front(ctx context.Context, sess ssh.Session, _ []string) int {
 			fmt.Fprintf(sess.Stderr(), "bastion: the menu failed: %v\r\n", err)
 			return 1
 		}
+		if choice.Pod.Name != "" {
+			back = choice
+			r = in.take()
+			var err error
+			if choice.Logs {
+				err = m.podLogs(ctx, sess, r, p, choice.Pod)
+			} else {
+				var code int
+				code, err = m.podShell(ctx, sess, r, wins.take(), p, choice.Pod)
+				if err == nil && ctx.Err() == nil {
+					fmt.Fprintf(sess, "\r\nbastion: left pod %s/%s (exit %d); back to the menu\r\n", choice.Pod.Namespace, choice.Pod.Name, code)
+				}
+			}
+			in.release(r)
+			wins.release()
+			if ctx.Err() != nil {
+				return 0
+			}
+			if err != nil {
+				notice = err.Error() // drawn made safe by the TUI
+			}
+			continue
+		}
+		back = tui.Choice{}
 		if choice.Open == "" {
 			return 0
 		}
@@ -111,7 +141,8 @@ func (b *backend) Resources(ctx context.Context) ([]tui.Item, error) {
 		return nil, err
 	}
 	set := func(rel string) (map[string]bool, error) {
-		ids, err := b.m.policy.ListObjects(ctx, b.p.Subject(), rel, "resource")
+		dctx := subsystems.DecisionContextFor(ctx, b.p, subsystems.KindSSH, time.Now()) // what model conditions read
+		ids, err := b.m.policy.ListObjects(dctx, b.p.Subject(), rel, "resource")
 		if err != nil {
 			return nil, err
 		}
@@ -134,8 +165,12 @@ func (b *backend) Resources(ctx context.Context) ([]tui.Item, error) {
 		if !view[r.Name] && !act[r.Name] {
 			continue // invisible: never shown, not even locked
 		}
-		items = append(items, tui.Item{Name: r.Name, Kind: r.Kind, Project: r.Project, Address: r.Address,
-			Ports: r.Ports, Labels: r.Labels, Reachable: act[r.Name]})
+		it := tui.Item{Name: r.Name, Kind: r.Kind, Project: r.Project, Address: r.Address,
+			Ports: r.Ports, Labels: r.Labels, Reachable: act[r.Name]}
+		if it.Reachable {
+			it.StepUp = b.stepUpNote(ctx, r)
+		}
+		items = append(items, it)
 	}
 	sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
 	return items, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/subsystems"
 	"github.com/sshbastion/bastion/subsystems/sessions"
+	"github.com/sshbastion/bastion/subsystems/stepup"
 )
 
 // Resources finds Resources by name and lists them.
@@ -52,6 +53,18 @@ type Config struct {
 	// an approval, a grant, a request or a session on any replica shows
 	// without a key press. Without it, they poll.
 	Feed store.Changes
+	// StepUp, if set, checks the step-up requirements of host shells
+	// (session kind ssh; nil: none).
+	StepUp StepUp
+}
+
+// StepUp checks step-up requirements (stepup.Service); the TUI marks
+// what needs one (Check) and runs one (Config, Remember).
+type StepUp interface {
+	Open(ctx context.Context, p authn.Principal, kind string, r store.Resource, what string) stepup.Verdict
+	Check(ctx context.Context, p authn.Principal, kind string, r store.Resource) stepup.Decision
+	Config() stepup.Config
+	Remember(ctx context.Context, p authn.Principal, l stepup.Login) (until time.Time, perConn bool, err error)
 }
 
 // Dialer dials an address on behalf of a Resource (netguard.Guard).
@@ -70,8 +83,10 @@ type Module struct {
 	hostKeys  store.Secrets
 	records   store.Recordings
 	log       *slog.Logger
-	requests  Requests // nil: access requests are off; see SetRequests
-	watchers  watchers // the TUIs following Config.Feed
+	requests  Requests    // nil: access requests are off; see SetRequests
+	pods      Pods        // nil: no kube workloads in the TUI; see SetPods
+	login     StepUpLogin // nil: no step-up from the TUI; see SetStepUpLogin
+	watchers  watchers    // the TUIs following Config.Feed
 }
 
 // New returns the module.
@@ -97,6 +112,7 @@ func (m *Module) Register(t *subsystems.Table) error {
 	if err := t.Shell(m.front); err != nil {
 		return err
 	}
+	t.ForwardsAgent() // per Resource, with forward_agent (agent.go)
 	return t.Target(m.serve)
 }
 
@@ -106,13 +122,13 @@ func (m *Module) serve(ctx context.Context, sess ssh.Session, args []string) (in
 		return 0, false
 	}
 	p, _ := authn.FromContext(ctx)
-	if ok, why := subsystems.CanView(ctx, m.policy, p, r.Name); !ok {
+	if ok, why := subsystems.CanView(subsystems.DecisionContext(ctx, subsystems.KindSSH), m.policy, p, r.Name); !ok {
 		// Not this module's: the caller answers as for a name that is
 		// no Resource (see CanView); the audit log says what was missing.
 		m.recordRefusal(ctx, store.Event{Actor: p.User, Action: "shell.deny", Target: r.Name, Decision: "deny", Reason: why})
 		return 0, false
 	}
-	return m.open(ctx, sess, sess, sessionTerm(sess), r, remoteCommand(ctx, sess, args)), true
+	return m.open(withAgentAsked(ctx), sess, sess, sessionTerm(sess), r, remoteCommand(ctx, sess, args)), true
 }
 
 // open checks the gate and runs remote (or a shell) on r.
@@ -123,9 +139,11 @@ func (m *Module) open(ctx context.Context, sess ssh.Session, in io.Reader, t ter
 		fmt.Fprintf(errOut, "bastion: %s is a %s Resource, not a host; reach it with `%s -N -L PORT:%s:PORT`\n", r.Name, r.Kind, m.cfg.Host, r.Name)
 		return 1
 	}
-	ok, err := m.policy.Check(ctx, p.Subject(), "act", "resource:"+r.Name)
+	dctx := subsystems.DecisionContext(ctx, subsystems.KindSSH) // what model conditions read
+	ok, err := m.policy.Check(dctx, p.Subject(), "act", "resource:"+r.Name)
 	if err != nil || !ok {
-		why := fmt.Sprintf("%s lacks act on resource:%s", p.Subject(), r.Name)
+		why := fmt.Sprintf("%s lacks act on resource:%s", p.Subject(), r.Name) +
+			subsystems.UnmetConditions(dctx, m.policy, p.Subject(), "act", "resource:"+r.Name)
 		if err != nil {
 			why = "the policy could not be evaluated (" + err.Error() + ")"
 		}
@@ -141,9 +159,21 @@ func (m *Module) open(ctx context.Context, sess ssh.Session, in io.Reader, t ter
 // user's input.
 func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, t term, p authn.Principal, r store.Resource, login string, remote string) int {
 	errOut := sess.Stderr()
+	var su stepup.Verdict
+	if m.cfg.StepUp != nil {
+		// Every way to a host shell comes through here (ssh -t HOST, the
+		// TUI), after act was checked: a recent strong login where one
+		// is required.
+		if su = m.cfg.StepUp.Open(ctx, p, "ssh", r, "shell on "+r.Name); !su.OK {
+			m.recordRefusal(ctx, store.Event{Actor: p.User, Action: "shell.deny", Target: r.Name, Decision: "deny", Reason: su.Reason, Details: su.Details})
+			fmt.Fprintf(errOut, "bastion: %s\n", su.Message)
+			return 1
+		}
+	}
 	var mu sync.Mutex
 	var client *gossh.Client
 	live, err := m.sessions.Open(ctx, sessions.Request{Principal: p, Resource: r, Kind: "shell", Target: login + "@" + r.Name, Recorded: true,
+		StepUpUntil: su.Until, StepUpRenew: su.Renew,
 		Closer: func(reason string) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -160,7 +190,13 @@ func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, t term
 		fmt.Fprintf(errOut, "bastion: cannot open a session: %v\n", err)
 		return 1
 	}
-	c, err := m.DialHost(withRemote(ctx, remote), p, r, live.ID())
+	// ssh -A: the agent goes on only with forward_agent (agent.go).
+	fwd := m.agentGate(ctx, sess, p, r)
+	dctx := withRemote(ctx, remote)
+	if fwd {
+		dctx = withAgent(dctx)
+	}
+	c, err := m.DialHost(dctx, p, r, live.ID())
 	if err != nil {
 		m.sessions.End(live, "dial error")
 		m.recordRefusal(ctx, store.Event{Actor: p.User, Action: "shell.fail", Target: r.Name, Decision: "allow", Reason: err.Error()})
@@ -199,11 +235,20 @@ func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, t term
 		// even if the session somehow has one (the core refuses pty-req).
 		t.isPty = false
 	}
+	var agentFwd *agentForward
+	if fwd {
+		if agentFwd, err = m.forwardAgent(ctx, sess, c, ts, p, r, live); err != nil {
+			fmt.Fprintf(errOut, "bastion: agent forwarding (ssh -A) to %s failed: %v; the session goes on without your agent\r\n", r.Name, err)
+		}
+	}
 	code := m.pipe(sess, in, t, ts, remote, live, rec)
 	if err := rec.Close(); err != nil {
 		m.log.Error("closing a recording", "session", live.ID(), "err", err)
 	}
 	reason := m.sessions.End(live, sessions.ReasonClientClosed)
+	if agentFwd != nil {
+		agentFwd.stop(reason) // the agent ends with the session
+	}
 	s := live.Snapshot()
 	closed := store.Event{Actor: p.User, Action: "shell.close", Target: r.Name, Decision: "allow",
 		Reason: reason, Details: map[string]string{"session": s.ID, "exit": strconv.Itoa(code),
@@ -307,7 +352,12 @@ func (c countingWriter) Write(p []byte) (int, error) {
 // caller must have checked the gate.
 func (m *Module) DialHost(ctx context.Context, p authn.Principal, r store.Resource, sessionID string) (*gossh.Client, error) {
 	login := r.LoginFor(p.User)
-	signer, err := m.ca.Issue(p.User, login, sessionID, m.cfg.CertTTL, onwardPermissions(p, remoteOf(ctx)))
+	perms := onwardPermissions(p, remoteOf(ctx))
+	if agentOf(ctx) {
+		// forward_agent was checked (agentGate): the target must allow it.
+		perms.Extensions[authn.ExtAgentForwarding] = ""
+	}
+	signer, err := m.ca.Issue(p.User, login, sessionID, m.cfg.CertTTL, perms)
 	if err != nil {
 		return nil, fmt.Errorf("cannot issue a certificate: %v", err)
 	}

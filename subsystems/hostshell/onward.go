@@ -18,7 +18,9 @@ import (
 //     refuses a pty itself, whatever the bastion asks);
 //   - permit-user-rc only for a certificate that has it (logins without a
 //     certificate keep the historical onward certificate: permit-pty only);
-//   - never agent, X11 or port forwarding: the bastion asks for none;
+//   - never X11 or port forwarding: the bastion asks for none; agent
+//     forwarding only where forward_agent allowed it (DialHost adds it,
+//     see agent.go);
 //   - force-command, when the user's certificate forces a command that
 //     runs on the target, set to exactly that command, so that the target
 //     enforces it as well.

@@ -11,4 +11,13 @@
 // change feed when it was killed elsewhere), which ends the token. With
 // Config.Tokens and Config.Feed the store keeps each token's SHA-256 too,
 // so that a tunnel on another replica accepts it (remote.go).
+//
+// Workloads (workload.go): `ssh -L 8080:NAME/pods/NS/POD:PORT` and
+// `.../services/NS/SVC:PORT` relay each connection over one
+// pods/portforward stream as the impersonated user, once both the ReBAC
+// act (checked by the forward module) and the cluster's own RBAC (asked
+// with SelfSubjectAccessReviews) allow it. `ssh bastion pods NAME` lists
+// what the impersonated user may list (pods.go); the front door's TUI
+// lists the same, opens shells in pods and follows their logs through the
+// exported methods of podaccess.go.
 package kube

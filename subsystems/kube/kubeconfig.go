@@ -16,6 +16,7 @@ import (
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/subsystems"
 	"github.com/sshbastion/bastion/subsystems/sessions"
+	"github.com/sshbastion/bastion/subsystems/stepup"
 )
 
 // kubeconfig is `ssh bastion kubeconfig NAME [--port 6443]`: it checks act,
@@ -62,7 +63,8 @@ func (m *Module) issue(ctx context.Context, p authn.Principal, name string, port
 	} else if err != nil {
 		return err
 	}
-	if ok, why := subsystems.CanView(ctx, m.policy, p, r.Name); !ok {
+	dctx := subsystems.DecisionContextFor(ctx, p, subsystems.KindKube, time.Now()) // what model conditions read
+	if ok, why := subsystems.CanView(dctx, m.policy, p, r.Name); !ok {
 		// Read like a name that does not exist (see CanView).
 		denied := store.Event{Actor: p.User, Action: "kube.deny", Target: r.Name, Decision: "deny", Reason: why}
 		if _, aerr := m.audit.Append(ctx, denied); aerr != nil {
@@ -70,9 +72,10 @@ func (m *Module) issue(ctx context.Context, p authn.Principal, name string, port
 		}
 		return notKube
 	}
-	ok, err := m.policy.Check(ctx, p.Subject(), "act", "resource:"+r.Name)
+	ok, err := m.policy.Check(dctx, p.Subject(), "act", "resource:"+r.Name)
 	if err != nil || !ok {
-		why := fmt.Sprintf("%s lacks act on resource:%s", p.Subject(), r.Name)
+		why := fmt.Sprintf("%s lacks act on resource:%s", p.Subject(), r.Name) +
+			subsystems.UnmetConditions(dctx, m.policy, p.Subject(), "act", "resource:"+r.Name)
 		if err != nil {
 			// Fail closed: an unanswerable policy question is a refusal.
 			why = "the policy could not be evaluated (" + err.Error() + ")"
@@ -83,12 +86,26 @@ func (m *Module) issue(ctx context.Context, p authn.Principal, name string, port
 		}
 		return fmt.Errorf("refused: %s. Ask for access with: %s request create %s --reason \"...\"", why, m.cfg.Host, r.Name)
 	}
+	var su stepup.Verdict
+	if m.cfg.StepUp != nil {
+		// A recent strong login where one is required, checked after
+		// act: the session this kubeconfig opens ends when it outlives
+		// that login (step_up_expired), unless a newer step-up renews it.
+		if su = m.cfg.StepUp.Open(ctx, p, "kube", r, "kubeconfig "+r.Name); !su.OK {
+			denied := store.Event{Actor: p.User, Action: "kube.deny", Target: r.Name, Decision: "deny", Reason: su.Reason, Details: su.Details}
+			if _, aerr := m.audit.Append(ctx, denied); aerr != nil {
+				subsystems.AuditLost(m.log, m.audit, denied, aerr)
+			}
+			return errors.New(su.Message)
+		}
+	}
 	if _, err := m.upstream(r); err != nil {
 		return fmt.Errorf("%s is not usable: %v; an admin must fix the Resource", r.Name, err)
 	}
 	tok := newToken()
 	g := &grant{p: p, r: r, hash: store.TokenHash(tok)}
-	live, err := m.sessions.Open(ctx, sessions.Request{Principal: p, Resource: r, Kind: "kube", Target: "kubeconfig", Closer: m.closer(g)})
+	live, err := m.sessions.Open(ctx, sessions.Request{Principal: p, Resource: r, Kind: "kube", Target: "kubeconfig", Closer: m.closer(g),
+		StepUpUntil: su.Until, StepUpRenew: su.Renew})
 	if err != nil {
 		return fmt.Errorf("cannot open a session: %v", err)
 	}

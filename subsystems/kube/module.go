@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/sshbastion/bastion/audit"
+	"github.com/sshbastion/bastion/authn"
 	"github.com/sshbastion/bastion/k8s"
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/subsystems"
 	"github.com/sshbastion/bastion/subsystems/sessions"
+	"github.com/sshbastion/bastion/subsystems/stepup"
 )
 
 // Resources finds Resources.
@@ -66,6 +68,15 @@ type Config struct {
 	Secrets SecretCreator
 	// Metrics, if set, counts requests and tunnels (nil: nothing).
 	Metrics *Metrics
+	// StepUp, if set, checks the step-up requirements of kube sessions
+	// when a kubeconfig is issued; the session (and with it the token
+	// and its tunnels) ends as step_up_expired when it outlives them.
+	StepUp StepUp
+}
+
+// StepUp checks step-up requirements (stepup.Service).
+type StepUp interface {
+	Open(ctx context.Context, p authn.Principal, kind string, r store.Resource, what string) stepup.Verdict
 }
 
 // Module serves the kubeconfig command and kube tunnels.
@@ -140,7 +151,10 @@ func New(cfg Config, res Resources, p Checker, sm *sessions.Manager, a Auditor, 
 
 // Register implements subsystems.Module.
 func (m *Module) Register(t *subsystems.Table) error {
-	return t.Command(subsystems.Command{Name: "kubeconfig", Summary: "print a kubeconfig for a kube Resource, and the tunnel to run", Run: m.kubeconfig})
+	if err := t.Command(subsystems.Command{Name: "kubeconfig", Summary: "print a kubeconfig for a kube Resource, and the tunnel to run", Run: m.kubeconfig}); err != nil {
+		return err
+	}
+	return t.Command(subsystems.Command{Name: "pods", Summary: "list the namespaces, pods and services of a kube Resource (as your Kubernetes RBAC allows)", Run: m.podsCommand})
 }
 
 // Close stops the tunnel server and writes the audit events still queued.

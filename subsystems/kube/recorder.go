@@ -70,8 +70,23 @@ func (r *recorder) status() int {
 
 type countingConn struct {
 	net.Conn
-	n    atomic.Int64
+	n    atomic.Int64 // written: to the client
+	in   atomic.Int64 // read: from the client (stdin, port-forward data)
 	code atomic.Int32
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+// bytesIn is what the client sent on the hijacked connection.
+func (r *recorder) bytesIn() int64 {
+	if r.hijacked == nil {
+		return 0
+	}
+	return r.hijacked.in.Load()
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/sshbastion/bastion/authn"
 	"github.com/sshbastion/bastion/k8s"
 	"github.com/sshbastion/bastion/store"
+	"github.com/sshbastion/bastion/subsystems"
 	"github.com/sshbastion/bastion/subsystems/sessions"
 )
 
@@ -92,7 +93,13 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := k8s.ParseRequest(r)
 	rec := &recorder{ResponseWriter: w}
 	body := &countingBody{ReadCloser: r.Body}
-	if r.Body != nil {
+	// An empty body stays http.NoBody: wrapped, a POST without a body
+	// would be forwarded with "Transfer-Encoding: chunked" (its length
+	// looks unknown), and for an upgrade (kubectl's SPDY exec, attach and
+	// port-forward are POSTs) the chunk terminator "0\r\n\r\n" would
+	// then reach the kubelet's stream server as the first bytes of the
+	// SPDY session, which hangs waiting for a frame that never comes.
+	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body
 	}
 	g, code, deny := m.authorize(c, r)
@@ -123,6 +130,7 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // record queues the kube.request event of one request.
 func (m *Module) record(c *tunnelConn, g *grant, id k8s.Identity, info k8s.Info, rec *recorder, in int64, start time.Time, deny string, aborted bool) {
 	status := rec.status()
+	in += rec.bytesIn()
 	m.cfg.Metrics.request(info.Verb, status, time.Since(start))
 	if g != nil && deny == "" {
 		if g.live != nil {
@@ -211,6 +219,9 @@ func endedMessage(g *grant, ended time.Time, why, again string) string {
 		return fmt.Sprintf("bastion: this kubeconfig's token expired at %s with its session %s; %s", ended.UTC().Format(time.RFC3339), s, again)
 	case sessions.ReasonRevoked:
 		return fmt.Sprintf("bastion: this kubeconfig's token was revoked at %s (session %s was killed); %s", ended.UTC().Format(time.RFC3339), s, again)
+	case sessions.ReasonStepUpExpired:
+		return fmt.Sprintf("bastion: this kubeconfig's session %s ended at %s (step_up_expired): it outlived the strong login its step-up requirement accepted; "+
+			"step up (the bastion's `step-up` command, or a login with your security key), then %s", s, ended.UTC().Format(time.RFC3339), again)
 	}
 	return fmt.Sprintf("bastion: this kubeconfig's token ended at %s with its session %s (%s); %s", ended.UTC().Format(time.RFC3339), s, why, again)
 }
@@ -280,7 +291,9 @@ func (m *Module) identity(p authn.Principal, r store.Resource) (k8s.Identity, er
 		}
 		sort.Strings(rels)
 		for _, rel := range rels {
-			ok, err := m.policy.Check(context.Background(), p.Subject(), rel, "resource:"+r.Name)
+			// Each request is a decision, with its own current_time.
+			dctx := subsystems.DecisionContextFor(context.Background(), p, subsystems.KindKube, time.Now())
+			ok, err := m.policy.Check(dctx, p.Subject(), rel, "resource:"+r.Name)
 			if err != nil {
 				return id, err
 			}

@@ -33,6 +33,10 @@ const (
 	// ReasonCertExpired: the certificate the user logged in with expired
 	// (the server core ends the connection's sessions with it).
 	ReasonCertExpired = "certificate expired"
+	// ReasonStepUpExpired: the session outlived the strong login its
+	// step-up requirement accepted, and no newer one satisfies it (see
+	// subsystems/stepup). Newer reasons are their stable code.
+	ReasonStepUpExpired = "step_up_expired"
 )
 
 // Checker is the policy question a live session keeps asking.
@@ -101,8 +105,17 @@ type Live struct {
 	object   string
 	closer   func(reason string)
 	conn     string // the Principal's SessionID: the SSH connection
-	done     chan struct{}
-	reason   string
+	// who is the principal the session was opened for: the sweep re-checks
+	// with its facts (source address, login), so a condition that stops
+	// holding (a shift that ends) cuts the session.
+	who    authn.Principal
+	done   chan struct{}
+	reason string
+
+	// stepUpUntil is when the session's step-up must be satisfied again
+	// (zero: never); stepUpRenew answers whether it still is.
+	stepUpUntil time.Time
+	stepUpRenew func(ctx context.Context) (time.Time, bool)
 
 	lastActive atomic.Int64 // unix nanos
 	bytesIn    atomic.Int64 // client -> target
@@ -182,6 +195,12 @@ type Request struct {
 	// Recorded marks sessions whose terminal is recorded; the recording's
 	// id is the session id.
 	Recorded bool
+	// StepUpUntil, when set, is when the step-up the session opened on
+	// stops satisfying its requirement; the sweep then asks StepUpRenew
+	// for a newer deadline, and ends the session as ReasonStepUpExpired
+	// if there is none.
+	StepUpUntil time.Time
+	StepUpRenew func(ctx context.Context) (time.Time, bool)
 }
 
 func newID() string {
@@ -214,6 +233,7 @@ func (m *Manager) Open(ctx context.Context, r Request) (*Live, error) {
 			Target: r.Target, Source: r.Principal.SourceAddr, Opened: now, Expires: now.Add(ttl),
 			IdleTimeout: idle, State: "open", Replica: m.cfg.ReplicaID},
 		relation: r.Relation, object: "resource:" + r.Resource.Name, closer: r.Closer, conn: r.Principal.SessionID, done: make(chan struct{}),
+		stepUpUntil: r.StepUpUntil, stepUpRenew: r.StepUpRenew, who: r.Principal,
 	}
 	if r.Recorded {
 		l.sess.Recording = l.sess.ID
@@ -342,40 +362,6 @@ func (m *Manager) endAll(reason string) {
 	m.mu.Unlock()
 	for _, l := range ls {
 		m.End(l, reason)
-	}
-}
-
-// sweep ends sessions past their TTL, idle too long, or whose granting
-// relation no longer holds. A policy error also ends the session: fail
-// closed rather than keep access nobody can confirm.
-func (m *Manager) sweep(ctx context.Context) {
-	now := m.now()
-	m.mu.Lock()
-	ls := make([]*Live, 0, len(m.live))
-	for _, l := range m.live {
-		ls = append(ls, l)
-	}
-	m.mu.Unlock()
-	for _, l := range ls {
-		s := l.Snapshot()
-		switch {
-		case !now.Before(s.Expires):
-			m.End(l, ReasonTTL)
-			continue
-		case s.IdleTimeout > 0 && now.Sub(time.Unix(0, l.lastActive.Load())) >= s.IdleTimeout:
-			m.End(l, ReasonIdle)
-			continue
-		}
-		ok, err := m.policy.Check(ctx, "user:"+s.User, l.relation, l.object)
-		if err != nil && ctx.Err() != nil {
-			return
-		}
-		if err != nil || !ok {
-			if err != nil {
-				m.log.Warn("ending session: policy check failed", "session", s.ID, "err", err)
-			}
-			m.End(l, ReasonPolicy)
-		}
 	}
 }
 

@@ -142,7 +142,7 @@ func (f *fs) open(r *sftp.Request, op string) (*handle, error) {
 type handle struct {
 	f         *fs
 	h         *host
-	file      *sftp.File
+	file      file
 	op, path  string
 	read, put atomic.Int64
 	closed    atomic.Bool
@@ -241,7 +241,7 @@ func (f *fs) Filecmd(r *sftp.Request) error {
 // PosixRename is rename that replaces the target, as OpenSSH's sftp asks.
 func (f *fs) PosixRename(r *sftp.Request) error { return f.Filecmd(r) }
 
-func (f *fs) setstat(c *sftp.Client, hp string, r *sftp.Request) error {
+func (f *fs) setstat(c tree, hp string, r *sftp.Request) error {
 	a, fl := r.Attributes(), r.AttrFlags()
 	if fl.Size {
 		if err := c.Truncate(hp, int64(a.Size)); err != nil {
@@ -365,7 +365,7 @@ func (f *fs) rootList() (sftp.ListerAt, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids, err := f.m.policy.ListObjects(f.ctx, f.p.Subject(), "act", "resource")
+	ids, err := f.m.policy.ListObjects(f.decision(), f.p.Subject(), "act", "resource")
 	if err != nil {
 		return nil, fmt.Errorf("the policy could not be evaluated: %w", sftp.ErrSSHFxFailure)
 	}
@@ -375,7 +375,7 @@ func (f *fs) rootList() (sftp.ListerAt, error) {
 	}
 	var out listerAt
 	for _, r := range all {
-		if r.Kind == "ssh" && act[r.Name] {
+		if (r.Kind == "ssh" || r.Kind == "kube" && f.m.cfg.Pods != nil) && act[r.Name] {
 			out = append(out, dirInfo(r.Name))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/charmbracelet/ssh"
 	"github.com/pkg/sftp"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/sshbastion/bastion/authn"
 	"github.com/sshbastion/bastion/store"
+	"github.com/sshbastion/bastion/subsystems"
 	"github.com/sshbastion/bastion/subsystems/sessions"
+	"github.com/sshbastion/bastion/subsystems/stepup"
 )
 
 // fs is one sftp channel: the user, and the onward connections it opened.
@@ -38,8 +41,8 @@ type fs struct {
 type host struct {
 	r      store.Resource
 	login  string
-	client *gossh.Client
-	sftp   *sftp.Client
+	client *gossh.Client // nil for a kube Resource's pods
+	sftp   tree
 	live   *sessions.Live
 }
 
@@ -66,7 +69,13 @@ func (f *fs) denied(resource, why string) error {
 // of a Resource asks again, so that a grant removed while the channel is
 // open stops the next operation even before the session sweeper cuts it.
 func (f *fs) reachable(resource string) (bool, error) {
-	return f.m.policy.Check(f.ctx, f.p.Subject(), "act", "resource:"+resource)
+	return f.m.policy.Check(f.decision(), f.p.Subject(), "act", "resource:"+resource)
+}
+
+// decision is the context of a policy decision now: it carries what
+// model conditions read (source_ip, current_time, session_kind sftp, ...).
+func (f *fs) decision() context.Context {
+	return subsystems.DecisionContextFor(f.ctx, f.p, subsystems.KindSFTP, time.Now())
 }
 
 // host returns the onward connection to resource, opening it (gate,
@@ -78,7 +87,8 @@ func (f *fs) host(resource string) (*host, error) {
 		return nil, f.denied(resource, "the policy could not be evaluated ("+err.Error()+")")
 	}
 	if !ok {
-		return nil, f.denied(resource, fmt.Sprintf("%s lacks act on resource:%s", f.p.Subject(), resource))
+		return nil, f.denied(resource, fmt.Sprintf("%s lacks act on resource:%s", f.p.Subject(), resource)+
+			subsystems.UnmetConditions(f.decision(), f.m.policy, f.p.Subject(), "act", "resource:"+resource))
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -92,8 +102,22 @@ func (f *fs) host(resource string) (*host, error) {
 	if err != nil {
 		return nil, os.ErrNotExist
 	}
-	if r.Kind != "ssh" {
+	if r.Kind != "ssh" && !(r.Kind == "kube" && f.m.cfg.Pods != nil) {
 		return nil, fmt.Errorf("%s is a %s Resource, not a host with files: %w", r.Name, r.Kind, sftp.ErrSSHFxNoSuchFile)
+	}
+	var su stepup.Verdict
+	if f.m.cfg.StepUp != nil {
+		// A recent strong login where one is required, checked when the
+		// host opens (act was checked above).
+		if su = f.m.cfg.StepUp.Open(f.ctx, f.p, "sftp", r, "/"+resource); !su.OK {
+			f.m.cfg.Metrics.refused()
+			ev := store.Event{Actor: f.p.User, Action: "sftp.deny", Target: resource, Decision: "deny", Reason: su.Reason, Details: su.Details}
+			if _, err := f.m.audit.Append(f.ctx, ev); err != nil {
+				f.m.lost(store.Event{Actor: f.p.User, Action: "sftp.deny"}, err)
+			}
+			f.say("bastion: " + su.Message)
+			return nil, fmt.Errorf("%s: %w", su.Message, sftp.ErrSSHFxPermissionDenied)
+		}
 	}
 	h := &host{r: r}
 	var dialed bool
@@ -101,6 +125,7 @@ func (f *fs) host(resource string) (*host, error) {
 	// session of a failed dial (below, with f.mu held) must not.
 	var up atomic.Bool
 	live, err := f.m.sessions.Open(f.ctx, sessions.Request{Principal: f.p, Resource: r, Kind: "sftp",
+		StepUpUntil: su.Until, StepUpRenew: su.Renew,
 		Target: r.Name, Closer: func(reason string) {
 			if up.Load() {
 				f.cut(resource, reason)
@@ -114,6 +139,19 @@ func (f *fs) host(resource string) (*host, error) {
 			f.m.sessions.End(live, "dial error")
 		}
 	}()
+	if r.Kind == "kube" {
+		// A kube Resource's pods: no onward login, each operation runs
+		// through pods/exec as the impersonated user (pods.go).
+		pt, err := f.openPods(r, live)
+		if err != nil {
+			return nil, err
+		}
+		dialed = true
+		h.sftp, h.live, h.login = pt, live, pt.asUser
+		f.hosts[resource] = h
+		up.Store(true)
+		return h, nil
+	}
 	c, err := f.m.dialer.DialHost(f.ctx, f.p, r, live.ID())
 	if err != nil {
 		if _, aerr := f.m.audit.Append(f.ctx, store.Event{Actor: f.p.User, Action: "sftp.fail", Target: resource, Decision: "allow", Reason: err.Error()}); aerr != nil {
@@ -138,7 +176,7 @@ func (f *fs) host(resource string) (*host, error) {
 		return nil, fmt.Errorf("the audit log cannot record this session: %w", sftp.ErrSSHFxFailure)
 	}
 	dialed = true
-	h.client, h.sftp, h.live, h.login = c, sc, live, c.User()
+	h.client, h.sftp, h.live, h.login = c, sftpTree{sc}, live, c.User()
 	f.hosts[resource] = h
 	up.Store(true)
 	return h, nil
@@ -187,7 +225,9 @@ func (f *fs) closeAll(reason string) {
 	f.mu.Unlock()
 	for name, h := range hosts {
 		_ = h.sftp.Close()
-		_ = h.client.Close()
+		if h.client != nil {
+			_ = h.client.Close()
+		}
 		why := f.m.sessions.End(h.live, reason)
 		s := h.live.Snapshot()
 		if _, err := f.m.audit.Append(context.Background(), store.Event{Actor: f.p.User, Action: "sftp.close", Target: name, Decision: "allow",

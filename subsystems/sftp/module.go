@@ -15,6 +15,7 @@ import (
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/subsystems"
 	"github.com/sshbastion/bastion/subsystems/sessions"
+	"github.com/sshbastion/bastion/subsystems/stepup"
 )
 
 // Resources finds and lists Resources.
@@ -45,6 +46,18 @@ type Config struct {
 	Host string // how users reach the bastion, for messages
 	// Metrics, if set, counts file operations and bytes (nil: nothing).
 	Metrics *Metrics
+	// StepUp, if set, checks the step-up requirements of each host the
+	// tree opens (session kind sftp; nil: none).
+	StepUp StepUp
+	// Pods, if set, serves the containers of kube Resources as
+	// /NAME/NAMESPACE/POD/CONTAINER/... (the kube module; nil: kube
+	// Resources have no files here).
+	Pods Pods
+}
+
+// StepUp checks step-up requirements (stepup.Service).
+type StepUp interface {
+	Open(ctx context.Context, p authn.Principal, kind string, r store.Resource, what string) stepup.Verdict
 }
 
 // Module serves the sftp subsystem.
