@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sshbastion/bastion/e2e/harness"
+	"github.com/sshbastion/bastion/store"
 )
 
 // ssh -A to a host through the bastion: the user's agent reaches the
@@ -59,7 +63,42 @@ func TestAgentForwardingGatedByPolicy(t *testing.T) {
 		t.Fatalf("without -A: exit %d\n%s", r.Code, r.Stdout)
 	}
 
+	// The agent ends with its session: a killed session closes it.
+	listed := filepath.Join(t.TempDir(), "listed") // the target runs on this machine
+	done := make(chan harness.Result, 1)
+	go func() {
+		done <- b.SSHRun(harness.Run{Key: &bob, Agent: sock, Flags: []string{"-A"}, Args: []string{"web-1", "--", "ssh-add -l > " + listed + "; sleep 60"}})
+	}()
+	var killed string
+	for deadline := time.Now().Add(20 * time.Second); killed == "" && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if got, _ := os.ReadFile(listed); !strings.Contains(string(got), laptop.Fingerprint) {
+			continue
+		}
+		var ss []store.Session
+		if err := json.Unmarshal([]byte(b.SSH(bob, "sessions", "-o", "json").Stdout), &ss); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range ss {
+			if s.State == "open" && s.Kind == "shell" {
+				killed = s.ID
+			}
+		}
+	}
+	if killed == "" {
+		t.Fatal("the -A session did not open, or its agent did not list the key")
+	}
+	mustOK(t, b.SSH(alice, "sessions", "kill", killed), "sessions kill")
+	select {
+	case r := <-done:
+		if r.Code == 0 {
+			t.Fatalf("the killed session ended well: %s %s", r.Stdout, r.Stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the killed session did not end")
+	}
+
 	var deny, opened, closed int
+	killedClose := false
 	sessionsOpened := map[string]bool{}
 	for _, e := range auditEvents(t, b, alice, "--action", "agent.") {
 		if e.Actor != "bob" || e.Target != "web-1" {
@@ -79,9 +118,12 @@ func TestAgentForwardingGatedByPolicy(t *testing.T) {
 			if sessionsOpened[e.Details["session"]] && e.Details["uses"] != "0" && e.Details["bytes"] != "0" {
 				closed++
 			}
+			if e.Details["session"] == killed && e.Reason == "revoked" {
+				killedClose = true
+			}
 		}
 	}
-	if deny != 1 || opened != 2 || closed != 2 {
-		t.Fatalf("agent events: %d deny (want 1), %d open (want 2), %d close with uses (want 2)", deny, opened, closed)
+	if deny != 1 || opened != 3 || closed != 3 || !killedClose {
+		t.Fatalf("agent events: %d deny (want 1), %d open (want 3), %d close with uses (want 3), killed session's close: %v", deny, opened, closed, killedClose)
 	}
 }

@@ -61,9 +61,9 @@ func TestTUIPodsShellAndLogs(t *testing.T) {
 	}
 	pane.Send("Down")
 	pane.Send("Down") // the pod web
-	pane.WaitText(10*time.Second, "-N -L 8080:prod/pods/"+e.ns+"/web:8080", "enter for a shell in web")
+	pane.WaitText(30*time.Second, "-N -L 8080:prod/pods/"+e.ns+"/web:8080", "enter for a shell in web")
 	pane.Send("Down") // the Service web
-	pane.WaitText(10*time.Second, "-N -L 80:prod/services/"+e.ns+"/web:80")
+	pane.WaitText(30*time.Second, "-N -L 80:prod/services/"+e.ns+"/web:80")
 	pane.Send("Up")
 
 	// enter: a shell in the pod, as bob (his RBAC: pods/exec).
@@ -191,7 +191,7 @@ func TestTUIPodsRefusedByRBACInline(t *testing.T) {
 	pane.Send("Enter")
 	pane.WaitText(20*time.Second, `user "bob"`, "may not list namespaces")
 	pane.Send("n")
-	pane.WaitText(10*time.Second, "Namespace to list in prod")
+	pane.WaitText(30*time.Second, "Namespace to list in prod")
 	pane.Type(e.ns)
 	pane.Send("Enter")
 	pane.WaitText(20*time.Second, "└ "+e.ns, "web", "Running 1/1")

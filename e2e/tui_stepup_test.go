@@ -33,7 +33,7 @@ func TestTUIStepUpThenShell(t *testing.T) {
 	if !harness.Contains(s, "🔑 host-1") || strings.Contains(s, "🔑 host-2") {
 		t.Fatalf("the step-up mark is wrong:\n%s", s)
 	}
-	s = pane.WaitText(10*time.Second, "Needs a step-up", "within 10m", "urn:bastion:mfa", "last strong login: none", "step-up`.")
+	s = pane.WaitText(30*time.Second, "Needs a step-up", "within 10m", "urn:bastion:mfa", "last strong login: none", "step-up`.")
 
 	pane.Send("Enter")
 	s = pane.WaitText(20*time.Second, "Step up for host-1", o.VerificationURI, "Code:", "▀", "Waiting for you to approve")
@@ -118,7 +118,7 @@ func TestTUIStepUpThenPodShell(t *testing.T) {
 	pane.Send("Down")
 	pane.Send("Down")
 	pane.Send("Down")
-	pane.WaitText(10*time.Second, "enter for a shell in web")
+	pane.WaitText(30*time.Second, "enter for a shell in web")
 	pane.Send("Enter")
 	s := pane.WaitText(20*time.Second, "Step up for prod", "Code:", "Waiting for you to approve")
 	if err := o.Approve(t, harness.UserCode(t, s), "bob"); err != nil {

@@ -103,7 +103,9 @@ func newModules(ctx context.Context, d moduleDeps) (*modules, error) {
 	// Step-up requirements are checked by every module that opens a
 	// session; step-ups are kept on key records, so every replica sees
 	// them.
-	steps := stepup.New(cfg.StepUp, st, d.host, nil)
+	suc := cfg.StepUp
+	suc.IdentityProvider = cfg.OIDC.Enabled()
+	steps := stepup.New(suc, st, d.host, nil)
 	m.steps = steps
 	shells := hostshell.New(hostshell.Config{Host: d.host, DialTimeout: cfg.Forward.DialTimeout, Dialer: d.guard, Feed: st, StepUp: steps},
 		st, engine, m.sessions, alog, ca, st, st, log)

@@ -45,7 +45,15 @@ func withAgentAsked(ctx context.Context) context.Context {
 // permit agent forwarding (forward_agent was checked).
 func withAgent(ctx context.Context) context.Context { return context.WithValue(ctx, agentKey{}, true) }
 
-func agentOf(ctx context.Context) bool { v, _ := ctx.Value(agentKey{}).(bool); return v }
+// withAgentPermission adds permit-agent-forwarding to the onward
+// certificate of a session whose forward_agent was checked (agentGate):
+// the target's sshd honours the request only with it.
+func withAgentPermission(ctx context.Context, perms gossh.Permissions) gossh.Permissions {
+	if v, _ := ctx.Value(agentKey{}).(bool); v {
+		perms.Extensions[authn.ExtAgentForwarding] = ""
+	}
+	return perms
+}
 
 // agentGate decides whether this session forwards the user's agent to r:
 // only if the client asked (ssh -A) and the policy says forward_agent. A
@@ -69,8 +77,17 @@ func (m *Module) agentGate(ctx context.Context, sess ssh.Session, p authn.Princi
 	m.recordRefusal(ctx, store.Event{Actor: p.User, Action: "agent.deny", Target: r.Name, Decision: "deny", Reason: why,
 		Details: map[string]string{"relation": relForwardAgent, "conn": p.SessionID}})
 	fmt.Fprintf(sess.Stderr(), "bastion: agent forwarding (ssh -A) refused: %s; the session goes on without your agent. "+
-		"An admin can allow it with: %s tuples add resource:%s#%s@%s\r\n", why, m.cfg.Host, r.Name, relForwardAgent, p.Subject())
+		"An admin can allow it with: %s tuples add resource:%s#%s@%s%s", why, m.cfg.Host, r.Name, relForwardAgent, p.Subject(), eol(sess))
 	return false
+}
+
+// eol ends a line on the user's stderr: a terminal in raw mode needs the
+// carriage return.
+func eol(sess ssh.Session) string {
+	if _, _, isPty := sess.Pty(); isPty {
+		return "\r\n"
+	}
+	return "\n"
 }
 
 // agentForward is a forwarded agent: every agent connection the target
@@ -87,6 +104,20 @@ type agentForward struct {
 	mu      sync.Mutex
 	open    map[io.Closer]bool
 	stopped bool
+}
+
+// startAgent forwards the agent when agentGate allowed it (fwd), telling
+// the user when it could not; nil means no agent.
+func (m *Module) startAgent(ctx context.Context, sess ssh.Session, fwd bool, c *gossh.Client, ts *gossh.Session, p authn.Principal, r store.Resource, live *sessions.Live) *agentForward {
+	if !fwd {
+		return nil
+	}
+	a, err := m.forwardAgent(ctx, sess, c, ts, p, r, live)
+	if err != nil {
+		fmt.Fprintf(sess.Stderr(), "bastion: agent forwarding (ssh -A) to %s failed: %v; the session goes on without your agent%s", r.Name, err, eol(sess))
+		return nil
+	}
+	return a
 }
 
 // forwardAgent starts forwarding the user's agent into ts on client c,

@@ -11,5 +11,7 @@
 // (watch.go), so grants, requests and sessions show without a key. From
 // the TUI, a pod of a kube Resource opens a shell (pods/exec as the
 // impersonated user, recorded and audited like a host shell) or its logs
-// (podshell.go), and a step-up runs in place (stepup.go).
+// (podshell.go), and a step-up runs in place (stepup.go). `ssh -A` to a
+// host forwards the user's agent only with forward_agent on the Resource
+// (agent.go).
 package hostshell

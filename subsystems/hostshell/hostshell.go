@@ -235,12 +235,7 @@ func (m *Module) run(ctx context.Context, sess ssh.Session, in io.Reader, t term
 		// even if the session somehow has one (the core refuses pty-req).
 		t.isPty = false
 	}
-	var agentFwd *agentForward
-	if fwd {
-		if agentFwd, err = m.forwardAgent(ctx, sess, c, ts, p, r, live); err != nil {
-			fmt.Fprintf(errOut, "bastion: agent forwarding (ssh -A) to %s failed: %v; the session goes on without your agent\r\n", r.Name, err)
-		}
-	}
+	agentFwd := m.startAgent(ctx, sess, fwd, c, ts, p, r, live) // nil: none
 	code := m.pipe(sess, in, t, ts, remote, live, rec)
 	if err := rec.Close(); err != nil {
 		m.log.Error("closing a recording", "session", live.ID(), "err", err)
@@ -352,12 +347,7 @@ func (c countingWriter) Write(p []byte) (int, error) {
 // caller must have checked the gate.
 func (m *Module) DialHost(ctx context.Context, p authn.Principal, r store.Resource, sessionID string) (*gossh.Client, error) {
 	login := r.LoginFor(p.User)
-	perms := onwardPermissions(p, remoteOf(ctx))
-	if agentOf(ctx) {
-		// forward_agent was checked (agentGate): the target must allow it.
-		perms.Extensions[authn.ExtAgentForwarding] = ""
-	}
-	signer, err := m.ca.Issue(p.User, login, sessionID, m.cfg.CertTTL, perms)
+	signer, err := m.ca.Issue(p.User, login, sessionID, m.cfg.CertTTL, withAgentPermission(ctx, onwardPermissions(p, remoteOf(ctx))))
 	if err != nil {
 		return nil, fmt.Errorf("cannot issue a certificate: %v", err)
 	}

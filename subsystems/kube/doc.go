@@ -19,5 +19,7 @@
 // with SelfSubjectAccessReviews) allow it. `ssh bastion pods NAME` lists
 // what the impersonated user may list (pods.go); the front door's TUI
 // lists the same, opens shells in pods and follows their logs through the
-// exported methods of podaccess.go.
+// exported methods of podaccess.go. podexec.go serves the sftp tree of
+// pods: listings, SelfSubjectAccessReviews for get pods and create
+// pods/exec, and commands run through pods/exec, as the user.
 package kube

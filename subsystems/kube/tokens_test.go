@@ -39,6 +39,17 @@ func TestTokenDiesWhenItsSessionIsKilledOnAnotherReplica(t *testing.T) {
 		return m
 	}
 	a, b := manager("a"), manager("b")
+	// Run joins the replicas in the background: until a is live, b counts
+	// its sessions as a dead replica's and will not kill them.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		live, _ := reps.Live(ctx)
+		if len(live) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas live after 5 s: %v", live)
+		}
+	}
 
 	var ts tokens
 	g := &grant{p: authn.Principal{User: "bob"}, r: store.Resource{Name: "prod", Kind: "kube"}}

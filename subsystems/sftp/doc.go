@@ -9,4 +9,10 @@
 // Resource's directory or cross into another (see resolve). Each Resource
 // touched is gated by act and runs inside a session (TTL, idle timeout,
 // revocation), and every file operation is audited with its bytes.
+//
+// A kube Resource's directory (with Config.Pods) is its pods instead:
+// /NAME/NAMESPACE/POD/CONTAINER/path, each operation a fixed script run
+// through pods/exec as the impersonated user (pods.go, podscripts.go,
+// podfile.go), behind both act and the cluster's own RBAC. The handlers
+// see every Resource as a tree (tree.go).
 package sftp

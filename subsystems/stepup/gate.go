@@ -72,5 +72,5 @@ func (s *Service) verdict(p authn.Principal, d Decision, what string) Verdict {
 	if d.Err != nil {
 		reason = "step-up could not be checked: " + d.Err.Error()
 	}
-	return Verdict{Message: Refusal(what, d, s.host, now), Reason: reason, Details: details, Need: d.Need}
+	return Verdict{Message: Refusal(what, d, HowTo(s.host, s.cfg.IdentityProvider), now), Reason: reason, Details: details, Need: d.Need}
 }

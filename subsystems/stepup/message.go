@@ -52,15 +52,19 @@ func Ago(d time.Duration) string {
 	return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
 }
 
-// HowTo is how to satisfy a step-up; host is how users reach the bastion.
-func HowTo(host string) string {
+// HowTo is how to satisfy a step-up; host is how users reach the bastion,
+// idp whether it has an identity provider (`step-up` needs one).
+func HowTo(host string, idp bool) string {
+	if !idp {
+		return fmt.Sprintf("log in with a registered security key (make one with `ssh-keygen -t ed25519-sk`, register it with `%s keys add`); this bastion has no identity provider for `step-up`", host)
+	}
 	return fmt.Sprintf("run `%s step-up` (a login at your identity provider) or log in with your security key", host)
 }
 
 // Refusal is the whole message of a refused session: what was refused
 // (what), the reason code, what was needed, what the caller has, and how
-// to fix it.
-func Refusal(what string, d Decision, host string, now time.Time) string {
+// to fix it (how, from HowTo).
+func Refusal(what string, d Decision, how string, now time.Time) string {
 	if d.Err != nil {
 		return fmt.Sprintf("%s refused (step_up_required): the step-up could not be checked: %v; try again shortly", what, d.Err)
 	}
@@ -69,11 +73,11 @@ func Refusal(what string, d Decision, host string, now time.Time) string {
 		from = " (" + strings.Join(d.Need.From, ", ") + ")"
 	}
 	return fmt.Sprintf("%s refused (step_up_required): it needs %s%s; %s. To continue, %s.",
-		what, Describe(d.Need), from, Have(d.Have, now), HowTo(host))
+		what, Describe(d.Need), from, Have(d.Have, now), how)
 }
 
 // Expired is the message of a session cut because it outlived its step-up.
-func Expired(what string, need Requirement, host string) string {
+func Expired(what string, need Requirement, how string) string {
 	return fmt.Sprintf("%s ended (step_up_expired): it needs %s, and the login that satisfied it is now too old; %s, then open it again",
-		what, Describe(need), HowTo(host))
+		what, Describe(need), how)
 }

@@ -162,6 +162,10 @@ type Config struct {
 	// sftp); Projects by project.
 	Sessions map[string]Requirement `yaml:"sessions"`
 	Projects map[string]Requirement `yaml:"projects"`
+	// IdentityProvider says the bastion has one (oidc:), so that
+	// `step-up` can satisfy a requirement; refusals suggest it only
+	// then. Set from the oidc section, not from step_up.
+	IdentityProvider bool `yaml:"-"`
 }
 
 // DefaultRemember is Config.Remember's default.

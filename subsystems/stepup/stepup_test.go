@@ -110,7 +110,7 @@ func TestCheck(t *testing.T) {
 		t.Fatal("a plain key login satisfied a step-up")
 	}
 	d := s.Check(ctx, plain, "kube", kube)
-	msg := Refusal("kubeconfig prod", d, "ssh bastion", now)
+	msg := Refusal("kubeconfig prod", d, HowTo("ssh bastion", true), now)
 	for _, want := range []string{"step_up_required", "within 10m", "kube sessions", "publickey 3h ago", "ssh bastion step-up", "security key"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("refusal %q lacks %q", msg, want)
