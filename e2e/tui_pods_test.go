@@ -59,9 +59,9 @@ func TestTUIPodsShellAndLogs(t *testing.T) {
 	if strings.Contains(s, "└ default") || strings.Contains(s, "kube-system") {
 		t.Fatalf("namespaces where bob may list nothing are shown:\n%s", s)
 	}
-	pane.Send("Down")
-	pane.Send("Down") // the pod web
-	pane.WaitText(30*time.Second, "-N -L 8080:prod/pods/"+e.ns+"/web:8080", "enter for a shell in web")
+	// Down to the pod web: namespaces of earlier tests where bob may
+	// list pods too may come first.
+	downTo(t, pane, "-N -L 8080:prod/pods/"+e.ns+"/web:8080", "enter for a shell in web")
 	pane.Send("Down") // the Service web
 	pane.WaitText(30*time.Second, "-N -L 80:prod/services/"+e.ns+"/web:80")
 	pane.Send("Up")
@@ -223,4 +223,19 @@ func lastTick(s string) int {
 		}
 	}
 	return n
+}
+
+// downTo presses Down until the screen shows every one of want, for at
+// most 80 rows, waiting up to 1 s for each row's detail pane.
+func downTo(t *testing.T, pane *harness.Pane, want ...string) {
+	t.Helper()
+	for range 80 {
+		pane.Send("Down")
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if harness.Contains(pane.Screen(), want...) {
+				return
+			}
+		}
+	}
+	t.Fatalf("no row shows %q; the screen shows:\n%s", want, pane.Screen())
 }

@@ -31,9 +31,10 @@ if ! command -v etcd >/dev/null 2>&1; then
 fi
 
 # The kubelet's data plane: Debian's containerd, runc, CNI plugins, and a
-# static busybox for the test images.
+# static busybox for the test images; nft and ip masquerade the pods'
+# traffic to the host's end of the egress veth (e2e/harness/kubelet_net.go).
 missing=""
-for pair in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins /bin/busybox:busybox-static; do
+for pair in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins /bin/busybox:busybox-static /usr/sbin/nft:nftables /usr/sbin/ip:iproute2; do
   probe="${pair%%:*}" pkg="${pair#*:}"
   case "$probe" in
     /*) [ -x "$probe" ] || missing="$missing $pkg" ;;

@@ -114,6 +114,10 @@ type KubeSpec struct {
 	Context     string              `json:"context,omitempty" yaml:"context,omitempty"`
 	InCluster   bool                `json:"in_cluster,omitempty" yaml:"in_cluster,omitempty"`
 	Groups      map[string][]string `json:"groups,omitempty" yaml:"groups,omitempty"` // ReBAC relation -> Kubernetes groups
+	// EgressAddress is an IP of the bastion that the cluster's pods can
+	// reach: `ssh -R NS/SVC:PORT:...` listens there (only for a Resource
+	// of the config file). Empty: no egress.
+	EgressAddress string `json:"egress_address,omitempty" yaml:"egress_address,omitempty"`
 }
 
 // CertRevocation records that the user certificate with Serial may no

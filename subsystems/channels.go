@@ -2,6 +2,7 @@ package subsystems
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/charmbracelet/ssh"
 	gossh "golang.org/x/crypto/ssh"
@@ -50,8 +51,50 @@ func (s *Server) channel(_ *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChan
 // globalRequest refuses every global request no module handles (remote
 // forwarding above all: the bastion never listens on behalf of a client).
 func (s *Server) globalRequest(ctx ssh.Context, _ *ssh.Server, req *gossh.Request) (bool, []byte) {
+	if h, ok := s.table.globals[req.Type]; ok {
+		if mctx, _, err := s.moduleContext(ctx); err == nil {
+			conn, _ := ctx.Value(ssh.ContextKeyConn).(*gossh.ServerConn)
+			s.decide(conn, 1)
+			r := h(mctx, conn, req)
+			s.decide(conn, -1)
+			if r.Handled {
+				if !r.OK {
+					s.metrics.refused.WithLabelValues("request").Inc()
+					if st := stateOf(ctx); st != nil && r.Notice != "" {
+						st.notice(r.Notice)
+					}
+				}
+				return r.OK, r.Payload
+			}
+		}
+	}
 	if !silentRequests[req.Type] {
 		s.refuse(ctx, "request", req.Type)
 	}
 	return false, nil
+}
+
+func (s *Server) decide(conn *gossh.ServerConn, d int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deciding[conn] += d; s.deciding[conn] <= 0 {
+		delete(s.deciding, conn)
+	}
+}
+
+// waitGlobals waits (up to limit) until no module is still deciding a
+// global request of conn: `ssh -R NS/SVC:... bastion CMD` sends the -R
+// first, and its refusal, which OpenSSH does not print, must reach the
+// command's stderr before the command ends.
+func (s *Server) waitGlobals(conn *gossh.ServerConn, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		s.mu.Lock()
+		n := s.deciding[conn]
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

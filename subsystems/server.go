@@ -169,6 +169,9 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[ssh.Session]struct{}
 	closing  bool
+	// deciding counts, per connection, the global requests a module is
+	// still deciding (see waitGlobals).
+	deciding map[*gossh.ServerConn]int
 
 	// inflight counts channel handlers still running. Shutdown waits for
 	// them after the connections are closed, so that every close event
@@ -197,6 +200,7 @@ func New(cfg Config, table *Table, auth Authenticator, auditor Auditor, log *slo
 			Start: cfg.MaxStartupsStart, Rate: cfg.MaxStartupsRate, Penalty: cfg.PerSourcePenalty, PenaltyMax: cfg.PerSourcePenaltyMax}),
 		metrics:  newMetrics(reg),
 		sessions: map[ssh.Session]struct{}{},
+		deciding: map[*gossh.ServerConn]int{},
 	}
 	s.startups.refused = func(reason string) { s.metrics.preauth.WithLabelValues(reason).Inc() }
 	registerStartups(reg, s.startups)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/anmitsu/go-shlex"
 	"github.com/charmbracelet/ssh"
@@ -185,6 +186,9 @@ func (s *Server) handleSession(sess ssh.Session) {
 			}
 			fmt.Fprintln(sess.Stderr(), m)
 		})
+		// A refusal still being decided (an egress -R) is shown first.
+		conn, _ := sess.Context().Value(ssh.ContextKeyConn).(*gossh.ServerConn)
+		s.waitGlobals(conn, 15*time.Second)
 	}
 	args := sess.Command()
 	if p.ForceCommand != "" {

@@ -39,6 +39,24 @@ type Table struct {
 	shell      SessionHandler
 	target     TargetHandler
 	agent      bool // the target handler decides agent forwarding (ForwardsAgent)
+	globals    map[string]GlobalHandler
+}
+
+// GlobalHandler may answer a global request (tcpip-forward, ...). The
+// context carries the caller's Principal and ends with the connection.
+// When it returns Handled false the request is not its to answer, and the
+// core refuses it exactly as it refuses every request no module handles.
+type GlobalHandler func(ctx context.Context, conn *gossh.ServerConn, req *gossh.Request) GlobalReply
+
+// GlobalReply is a GlobalHandler's answer. A refusal (OK false) with a
+// Notice shows the notice on the stderr of the connection's sessions, as
+// the core's own refusals do (OpenSSH prints no reason for a failed global
+// request); the handler audits its own refusal.
+type GlobalReply struct {
+	Handled bool
+	OK      bool
+	Payload []byte
+	Notice  string
 }
 
 // TargetHandler serves `ssh bastion NAME [-- command]` when NAME is not a
@@ -52,7 +70,21 @@ func NewTable() *Table {
 		channels:   map[string]ChannelHandler{},
 		commands:   map[string]Command{},
 		subsystems: map[string]SessionHandler{},
+		globals:    map[string]GlobalHandler{},
 	}
+}
+
+// Global registers a handler for one global request type. Deny by
+// default stays: what the handler declines, the core refuses.
+func (t *Table) Global(typ string, h GlobalHandler) error {
+	if typ == "" || typ == "default" || silentRequests[typ] {
+		return fmt.Errorf("global request %q is reserved by the core", typ)
+	}
+	if _, dup := t.globals[typ]; dup {
+		return fmt.Errorf("global request %q registered twice", typ)
+	}
+	t.globals[typ] = h
+	return nil
 }
 
 // Channel registers a handler for a channel type other than "session",

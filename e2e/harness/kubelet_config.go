@@ -42,11 +42,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 }
 
 // cniConfig puts pods on the bridge cni0 that the holder made, in
-// 10.88.0.0/24, without masquerading (no iptables: nothing leaves the
-// namespace).
+// 10.88.0.0/24, without masquerading by the plugin; their one route out,
+// to 10.89.0.0/16 through the node, reaches the host's end of the egress
+// veth (kubelet_net.go), which the node masquerades.
 const cniConfig = `{"cniVersion": "0.4.0", "name": "bastion-e2e", "plugins": [{"type": "bridge", "bridge": "cni0",
  "isGateway": true, "ipMasq": false, "hairpinMode": true,
- "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/24", "gateway": "` + nodeIP + `"}]]}}]}
+ "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/24", "gateway": "` + nodeIP + `"}]],
+  "routes": [{"dst": "10.89.0.0/16"}]}}]}
 `
 
 // kubeletConfig is the kubelet's configuration: it serves on the node IP

@@ -37,8 +37,9 @@ type nodeNet struct {
 	stdin io.WriteCloser
 	log   string
 	done  chan struct{}
-	netns *os.File // /proc/PID/ns/net of the holder
-	cg    string   // cgroup name under every hierarchy
+	netns *os.File    // /proc/PID/ns/net of the holder
+	link  *egressLink // pods -> host (kubelet_net.go)
+	cg    string      // cgroup name under every hierarchy
 }
 
 // nodeIP is the node's (and the bridge's) address inside the namespace.
@@ -133,6 +134,10 @@ func startNodeNet(dir string) (*nodeNet, error) {
 		}
 	}
 	if n.netns, err = os.Open(fmt.Sprintf("/proc/%d/ns/net", n.cmd.Process.Pid)); err != nil {
+		n.stop()
+		return nil, err
+	}
+	if err := n.addEgressLink(); err != nil {
 		n.stop()
 		return nil, err
 	}
@@ -236,5 +241,5 @@ func (n *nodeNet) stop() (string, error) {
 	}
 	b, _ := os.ReadFile(n.log)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return lines[len(lines)-1], nil
+	return lines[len(lines)-1] + n.delEgressLink(), nil
 }

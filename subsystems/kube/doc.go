@@ -22,4 +22,10 @@
 // exported methods of podaccess.go. podexec.go serves the sftp tree of
 // pods: listings, SelfSubjectAccessReviews for get pods and create
 // pods/exec, and commands run through pods/exec, as the user.
+//
+// Egress (egress.go): `ssh -R NS/SVC:PORT:localhost:LOCALPORT` into a
+// Resource of the config file with kube.egress_address, gated by the
+// relation egress and the cluster's RBAC, publishes Service NS/SVC with an
+// EndpointSlice at that address, relays each in-cluster connection as a
+// forwarded-tcpip channel, and takes it all back when it ends.
 package kube

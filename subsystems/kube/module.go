@@ -97,6 +97,7 @@ type Module struct {
 
 	mu        sync.Mutex
 	upstreams map[string]upstream
+	egress    egresses // live ssh -R egresses (egress.go)
 
 	// following is set while the feed is followed (remote tokens need
 	// it); stopFollow ends it, and followed is closed once it ended.
@@ -154,11 +155,21 @@ func (m *Module) Register(t *subsystems.Table) error {
 	if err := t.Command(subsystems.Command{Name: "kubeconfig", Summary: "print a kubeconfig for a kube Resource, and the tunnel to run", Run: m.kubeconfig}); err != nil {
 		return err
 	}
-	return t.Command(subsystems.Command{Name: "pods", Summary: "list the namespaces, pods and services of a kube Resource (as your Kubernetes RBAC allows)", Run: m.podsCommand})
+	if err := t.Command(subsystems.Command{Name: "pods", Summary: "list the namespaces, pods and services of a kube Resource (as your Kubernetes RBAC allows)", Run: m.podsCommand}); err != nil {
+		return err
+	}
+	// ssh -R NS/SVC:PORT:... (egress.go); every other -R stays refused.
+	if err := t.Global("tcpip-forward", m.EgressRequest); err != nil {
+		return err
+	}
+	return t.Global("cancel-tcpip-forward", m.EgressCancel)
 }
 
 // Close stops the tunnel server and writes the audit events still queued.
 func (m *Module) Close() error {
+	if !m.egress.wait(10 * time.Second) {
+		m.log.Error("kube: egresses still ending after 10 s; their egress.close events may be lost")
+	}
 	if m.stopFollow != nil {
 		m.stopFollow()
 		<-m.followed
