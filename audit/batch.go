@@ -22,20 +22,6 @@ type TxnLimiter interface {
 	TxnLimits() (maxBytes, maxOps int)
 }
 
-// Chainer is implemented by a store that several writers (replicas)
-// append to and that keeps track of the chain's head itself (store/etcd):
-// AppendChained calls chain with the head it knows (seq 0 and an empty
-// hash on an empty log) and stores the events chain returns if that is
-// still the head. An error wrapping store.ErrConflict means another writer
-// appended first and nothing was written; the store then knows the new
-// head, so the next call chains onto it without a read.
-//
-// The Log chains each batch inside the call, so a lost race costs one
-// round trip and no reads of the tail.
-type Chainer interface {
-	AppendChained(ctx context.Context, chain func(seq uint64, hash string) []store.Event) error
-}
-
 // Sequencer is implemented by a store in which one writer at a time
 // chains every writer's events (store/etcd: replicas hand their batches to
 // an elected sequencer instead of racing for the head). AppendSequenced
@@ -233,28 +219,21 @@ func (l *Log) commit(batch []*pending) {
 		}
 		first := l.lastSeq + 1
 		conflict := errors.Is(err, store.ErrConflict)
-		// A Chainer keeps the head itself; for other stores,
-		// resync first: after a conflict the tail moved; after another
+		// Resync first: after a conflict the tail moved; after another
 		// failure the store may have written the batch after all, and
 		// the halves would be chained onto a stale tail.
-		_, chainer := l.st.(Chainer)
-		moved := false
-		if !chainer {
-			moved = l.resync(conflict)
-			if !conflict && moved {
-				// A store that does not say ErrConflict: another
-				// writer appended if a foreign event holds our first
-				// seq; if our own does, the failed write landed, and
-				// retrying would store it twice.
-				conflict = l.foreignAt(evs[0])
-			}
+		moved := l.resync(conflict)
+		if !conflict && moved {
+			// A store that does not say ErrConflict: another writer
+			// appended if a foreign event holds our first seq; if our
+			// own does, the failed write landed, and retrying would
+			// store it twice.
+			conflict = l.foreignAt(evs[0])
 		}
 		if conflict && time.Since(start) < conflictBudget {
 			l.conflicts.Add(1)
 			l.metrics.conflict()
-			// A Chainer's retry is one round trip and needs no pause:
-			// pausing lets the writer nearest the etcd leader win again.
-			if attempt > 0 && !chainer {
+			if attempt > 0 {
 				time.Sleep(rand.N(conflictBackoff))
 			}
 			continue
@@ -279,30 +258,15 @@ func (l *Log) commit(batch []*pending) {
 }
 
 // write chains batch onto the tail and stores it with one AppendEvents
-// call (or, on a Chainer, onto the head the store knows); on success
-// it advances the tail and answers every caller. It returns the chained
-// events.
+// call; on success it advances the tail and answers every caller. It
+// returns the chained events.
 func (l *Log) write(batch []*pending) ([]store.Event, error) {
-	var evs []store.Event
 	// Not any caller's context: one caller giving up must not fail the
 	// others' events, nor its own.
 	ctx := context.Background()
-	if ch, ok := l.st.(Chainer); ok {
-		err := ch.AppendChained(ctx, func(seq uint64, hash string) []store.Event {
-			if seq == 0 && hash == "" {
-				hash = Genesis
-			}
-			evs = chainBatch(batch, seq, hash)
-			return evs
-		})
-		if err != nil {
-			return evs, err
-		}
-	} else {
-		evs = chainBatch(batch, l.lastSeq, l.lastHash)
-		if err := l.st.AppendEvents(ctx, evs); err != nil {
-			return evs, err
-		}
+	evs := chainBatch(batch, l.lastSeq, l.lastHash)
+	if err := l.st.AppendEvents(ctx, evs); err != nil {
+		return evs, err
 	}
 	l.lastSeq, l.lastHash = evs[len(evs)-1].Seq, evs[len(evs)-1].Hash
 	l.metrics.stored(len(evs))

@@ -13,7 +13,7 @@ import (
 )
 
 // Event keys hold blocks. The key e/<seq> holds either one event (as
-// AppendEvents and AppendChained write them) or a JSON array of
+// AppendEvents writes them, e.g. on migrate) or a JSON array of
 // consecutive events whose first has that seq (as the audit sequencer
 // writes them, sequencer.go): one key per sequencer transaction instead of
 // one per event, which is what lets one chain commit several replicas'

@@ -89,13 +89,6 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	// tailMu guards the chain head as AppendChained last saw it, and its
-	// key's mod revision (chainappend.go).
-	tailMu    sync.Mutex
-	tail      head
-	tailRev   int64
-	tailKnown bool
-
 	// seq is this store's part in the audit sequencer (sequencer.go),
 	// started by the first AppendSequenced.
 	seqOnce sync.Once

@@ -19,7 +19,7 @@ import (
 // The audit sequencer: one chain for every replica, written by one of
 // them at a time.
 //
-// When replicas race for the chain head (AppendChained), every lost race
+// When replicas race for the chain head (as they did before), every lost race
 // is a transaction proposed and replicated for nothing, and the replica
 // next to the etcd leader wins most turns. Instead, each replica puts its
 // batch, unchained, into an inbox key of its own, ai/<writer>/<n>, which
@@ -46,6 +46,11 @@ const (
 	sweepOps    = txnOps - 8
 	sweepWaitIn = time.Second // selfSweepAfter
 )
+
+// appendTimeout bounds one append: without it, an append to an unreachable
+// cluster would wait forever (the client waits for a connection); the
+// audit Log then refuses the events.
+const appendTimeout = 10 * time.Second
 
 // errNotLeading sends a batch queued at a leader that lost its lead to
 // the inbox instead.
