@@ -3,8 +3,6 @@ package badger
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -39,82 +37,21 @@ func subKey(t store.Tuple) []byte {
 	return []byte(pTupleSub + t.Subject + sep + t.Object + sep + t.Relation)
 }
 
-// encodeExpiry gives the index value for an expiry: empty for never, else
-// Unix seconds and nanoseconds (seconds keep the full time.Time range that
-// UnixNano would overflow).
-func encodeExpiry(t time.Time) []byte {
-	if t.IsZero() {
-		return nil
-	}
-	b := make([]byte, 12)
-	binary.BigEndian.PutUint64(b, uint64(t.Unix()))
-	binary.BigEndian.PutUint32(b[8:], uint32(t.Nanosecond()))
-	return b
-}
-
-func decodeExpiry(b []byte) (time.Time, error) {
-	switch len(b) {
-	case 0:
-		return time.Time{}, nil
-	case 12:
-		sec := int64(binary.BigEndian.Uint64(b))
-		return time.Unix(sec, int64(binary.BigEndian.Uint32(b[8:]))).UTC(), nil
-	}
-	return time.Time{}, fmt.Errorf("badger: bad tuple expiry of %d bytes", len(b))
-}
-
-// tupleCondVersion starts the index value of a conditional tuple.
-const tupleCondVersion = 1
-
-// tupleCond is the JSON part of a conditional tuple's index value.
-type tupleCond struct {
-	Condition string         `json:"condition"`
-	Context   map[string]any `json:"context,omitempty"`
-}
-
-// encodeTupleValue gives the index value of a tuple. A tuple without a
-// condition keeps the old value, its expiry alone (empty or 12 bytes), so
-// that stores written before conditions read the same and older binaries
-// can still read them. A conditional tuple's value is a version byte, the
-// expiry's length (0 or 12) and the expiry, then JSON with the condition
-// and its context; it is never 0 or 12 bytes long, so it cannot be taken
-// for an expiry.
+// encodeTupleValue and decodeTupleValue are the index value of a tuple:
+// its expiry, condition and context (store.EncodeTupleValue, which
+// package etcd shares).
 func encodeTupleValue(t store.Tuple) ([]byte, error) {
-	exp := encodeExpiry(t.Expires)
-	if t.Condition == "" {
-		if len(t.Context) > 0 {
-			return nil, fmt.Errorf("badger: tuple %s has a context but no condition", t)
-		}
-		return exp, nil
-	}
-	js, err := json.Marshal(tupleCond{Condition: t.Condition, Context: t.Context})
+	v, err := store.EncodeTupleValue(t)
 	if err != nil {
-		return nil, fmt.Errorf("badger: the condition context of tuple %s: %w", t, err)
+		return nil, fmt.Errorf("badger: %w", err)
 	}
-	v := append([]byte{tupleCondVersion, byte(len(exp))}, exp...)
-	return append(v, js...), nil
+	return v, nil
 }
 
-// decodeTupleValue reads an index value into t's Expires, Condition and
-// Context.
 func decodeTupleValue(v []byte, t *store.Tuple) error {
-	if len(v) == 0 || len(v) == 12 {
-		exp, err := decodeExpiry(v)
-		t.Expires = exp
-		return err
+	if err := store.DecodeTupleValue(v, t); err != nil {
+		return fmt.Errorf("badger: %w", err)
 	}
-	if len(v) < 2 || v[0] != tupleCondVersion || (v[1] != 0 && v[1] != 12) || len(v) < 2+int(v[1]) {
-		return fmt.Errorf("badger: bad tuple value of %d bytes", len(v))
-	}
-	exp, err := decodeExpiry(v[2 : 2+int(v[1])])
-	if err != nil {
-		return err
-	}
-	var c tupleCond
-	if err := json.Unmarshal(v[2+int(v[1]):], &c); err != nil || c.Condition == "" {
-		return fmt.Errorf("badger: bad tuple condition: %v", err)
-	}
-	t.Expires, t.Condition, t.Context = exp, c.Condition, c.Context
 	return nil
 }
 

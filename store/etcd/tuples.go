@@ -3,11 +3,8 @@ package etcd
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -36,75 +33,20 @@ func checkTuple(t store.Tuple) error {
 func objKey(t store.Tuple) string { return pTupleObj + t.Object + sep + t.Relation + sep + t.Subject }
 func subKey(t store.Tuple) string { return pTupleSub + t.Subject + sep + t.Object + sep + t.Relation }
 
-// encodeExpiry: empty for never, else Unix seconds and nanoseconds, both
-// big-endian (as in package badger).
-func encodeExpiry(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	b := binary.BigEndian.AppendUint64(nil, uint64(t.Unix()))
-	return string(binary.BigEndian.AppendUint32(b, uint32(t.Nanosecond())))
-}
-
-func decodeExpiry(b []byte) (time.Time, error) {
-	switch len(b) {
-	case 0:
-		return time.Time{}, nil
-	case 12:
-		sec := int64(binary.BigEndian.Uint64(b))
-		return time.Unix(sec, int64(binary.BigEndian.Uint32(b[8:]))).UTC(), nil
-	}
-	return time.Time{}, fmt.Errorf("etcd: bad tuple expiry of %d bytes", len(b))
-}
-
-// tupleCondVersion starts the value of a conditional tuple.
-const tupleCondVersion = 1
-
-// tupleCond is the JSON part of a conditional tuple's value.
-type tupleCond struct {
-	Condition string         `json:"condition"`
-	Context   map[string]any `json:"context,omitempty"`
-}
-
-// encodeTupleValue gives a tuple's index value, as package badger does: a
-// tuple without a condition keeps the old value (its expiry alone, empty
-// or 12 bytes); a conditional one is a version byte, the expiry's length
-// and the expiry, then JSON with the condition and its context (never 0
-// or 12 bytes long, so never taken for an expiry).
+// encodeTupleValue and decodeTupleValue are a tuple's index value, as
+// package badger keeps it (store.EncodeTupleValue).
 func encodeTupleValue(t store.Tuple) (string, error) {
-	exp := encodeExpiry(t.Expires)
-	if t.Condition == "" {
-		if len(t.Context) > 0 {
-			return "", fmt.Errorf("etcd: tuple %s has a context but no condition", t)
-		}
-		return exp, nil
-	}
-	js, err := json.Marshal(tupleCond{Condition: t.Condition, Context: t.Context})
+	v, err := store.EncodeTupleValue(t)
 	if err != nil {
-		return "", fmt.Errorf("etcd: the condition context of tuple %s: %w", t, err)
+		return "", fmt.Errorf("etcd: %w", err)
 	}
-	return string([]byte{tupleCondVersion, byte(len(exp))}) + exp + string(js), nil
+	return string(v), nil
 }
 
-// decodeTupleValue reads a value into t's Expires, Condition and Context.
 func decodeTupleValue(v []byte, t *store.Tuple) error {
-	if len(v) == 0 || len(v) == 12 {
-		exp, err := decodeExpiry(v)
-		t.Expires = exp
-		return err
+	if err := store.DecodeTupleValue(v, t); err != nil {
+		return fmt.Errorf("etcd: %w", err)
 	}
-	if len(v) < 2 || v[0] != tupleCondVersion || (v[1] != 0 && v[1] != 12) || len(v) < 2+int(v[1]) {
-		return fmt.Errorf("etcd: bad tuple value of %d bytes", len(v))
-	}
-	exp, err := decodeExpiry(v[2 : 2+int(v[1])])
-	if err != nil {
-		return err
-	}
-	var c tupleCond
-	if err := json.Unmarshal(v[2+int(v[1]):], &c); err != nil || c.Condition == "" {
-		return fmt.Errorf("etcd: bad tuple condition: %v", err)
-	}
-	t.Expires, t.Condition, t.Context = exp, c.Condition, c.Context
 	return nil
 }
 
