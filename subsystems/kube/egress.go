@@ -22,7 +22,7 @@ import (
 
 // reasonNoEgress: the -R names no kube Resource that offers egress, or
 // the cluster cannot take the Service.
-const reasonNoEgress = "no_egress"
+const reasonNoEgress = reasons.NoEgress
 
 // forwardRequest is the payload of tcpip-forward and cancel-tcpip-forward
 // (RFC 4254 7.1).

@@ -22,15 +22,11 @@ import (
 	"github.com/sshbastion/bastion/subsystems/sessions"
 )
 
-// Reason codes of workload tunnels (beside package reasons' own).
+// Reason codes of workload tunnels (package reasons).
 const (
-	// reasonKubeRBAC: the cluster's RBAC refused the impersonated user.
-	reasonKubeRBAC = "kube_rbac_denied"
-	// reasonBadWorkload: the -L target names no pod or service.
-	reasonBadWorkload = "bad_workload"
-	// reasonNoWorkload: the pod or service does not exist, or has no
-	// ready pod.
-	reasonNoWorkload = "no_workload"
+	reasonKubeRBAC    = reasons.KubeRBACDenied
+	reasonBadWorkload = reasons.BadWorkload
+	reasonNoWorkload  = reasons.NoWorkload
 )
 
 // workload is a parsed `-L` target below a kube Resource.

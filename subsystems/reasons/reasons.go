@@ -46,6 +46,17 @@ const (
 	Shutdown    = "shutdown"
 	ReplicaLost = "replica_lost"
 	StoreLost   = "store_lost"
+	// KubeRBACDenied: the cluster's own RBAC refused the impersonated
+	// user (the bastion's policy allowed it).
+	KubeRBACDenied = "kube_rbac_denied"
+	// BadWorkload: an -L target below a kube Resource names no pod or
+	// service; NoWorkload: it names one that does not exist or has no
+	// ready pod.
+	BadWorkload = "bad_workload"
+	NoWorkload  = "no_workload"
+	// NoEgress: an -R names no kube Resource that offers egress, or the
+	// cluster cannot take the Service.
+	NoEgress = "no_egress"
 	// AuditUnavailable, StoreUnavailable: refused because what must
 	// record it could not.
 	AuditUnavailable = "audit_unavailable"

@@ -126,7 +126,7 @@ func (t *podTree) apiErr(pp podPath, err error) error {
 		t.f.m.cfg.Metrics.refused()
 		where := "/" + t.r.Name + strings.TrimSuffix("/"+strings.Join([]string{pp.ns, pp.pod, pp.container}, "/"), "/")
 		ev := store.Event{Actor: t.f.p.User, Action: "sftp.deny", Target: t.r.Name, Decision: "deny", Reason: err.Error(),
-			Details: map[string]string{"path": where, reasons.DetailKey: "kube_rbac_denied", "as_user": t.asUser}}
+			Details: map[string]string{"path": where, reasons.DetailKey: reasons.KubeRBACDenied, "as_user": t.asUser}}
 		if _, aerr := t.f.m.audit.Append(t.f.ctx, ev); aerr != nil {
 			t.f.m.lost(store.Event{Actor: t.f.p.User, Action: "sftp.deny"}, aerr)
 		}
