@@ -5,13 +5,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	spdystream "k8s.io/apimachinery/pkg/util/httpstream/spdy"
 	"k8s.io/client-go/tools/remotecommand"
-	"k8s.io/client-go/transport"
 )
 
 // ExecOptions is one command run in a container, without a terminal.
@@ -29,18 +25,7 @@ type ExecOptions struct {
 // ExitStatus() (client-go's exec.CodeExitError); a command that could not
 // start (no such executable) returns the kubelet's message.
 func (u *Upstream) Exec(ctx context.Context, id Identity, o ExecOptions) error {
-	tc := *u.tc
-	tc.Impersonate = transport.ImpersonationConfig{UserName: id.User, Groups: id.Groups}
-	tlsCfg, err := transport.TLSConfigFor(&tc)
-	if err != nil {
-		return err
-	}
-	dial := &http.Transport{TLSClientConfig: tlsCfg, DialContext: u.cfg.Dial, TLSHandshakeTimeout: 10 * time.Second}
-	upgrader, err := spdystream.NewRoundTripperWithConfig(spdystream.RoundTripperConfig{UpgradeTransport: dial, PingPeriod: 5 * time.Second})
-	if err != nil {
-		return err
-	}
-	wrapped, err := transport.HTTPWrappersForConfig(&tc, upgrader)
+	pu, err := u.podUpgradeFor(id, o.Namespace, o.Pod, "exec")
 	if err != nil {
 		return err
 	}
@@ -54,10 +39,9 @@ func (u *Upstream) Exec(ctx context.Context, id Identity, o ExecOptions) error {
 	if o.Stdin != nil {
 		q.Set("stdin", "true")
 	}
-	loc := *u.target
-	loc.Path = path.Join(loc.Path, "api/v1/namespaces", url.PathEscape(o.Namespace), "pods", url.PathEscape(o.Pod), "exec")
+	loc := pu.loc
 	loc.RawQuery = q.Encode()
-	ex, err := remotecommand.NewSPDYExecutorForTransports(wrapped, upgrader, http.MethodPost, &loc)
+	ex, err := remotecommand.NewSPDYExecutorForTransports(pu.wrapped, pu.upgrader, http.MethodPost, &loc)
 	if err != nil {
 		return err
 	}

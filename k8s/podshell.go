@@ -7,12 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	spdystream "k8s.io/apimachinery/pkg/util/httpstream/spdy"
 	coreclient "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
@@ -64,27 +61,15 @@ func (u *Upstream) GetPod(ctx context.Context, id Identity, ns, name string) (*c
 // own dialer, TLS and credentials (the address guard of Resources made
 // over ssh applies), as DialPortForward does.
 func (u *Upstream) ShellExec(ctx context.Context, id Identity, ns, name, container string, command []string, s ShellIO) (int, error) {
-	tc := *u.tc
-	tc.Impersonate = transport.ImpersonationConfig{UserName: id.User, Groups: id.Groups}
-	tlsCfg, err := transport.TLSConfigFor(&tc)
+	pu, err := u.podUpgradeFor(id, ns, name, "exec")
 	if err != nil {
 		return 0, err
 	}
-	dial := &http.Transport{TLSClientConfig: tlsCfg, DialContext: u.cfg.Dial, TLSHandshakeTimeout: 10 * time.Second}
-	upgrader, err := spdystream.NewRoundTripperWithConfig(spdystream.RoundTripperConfig{UpgradeTransport: dial, PingPeriod: 5 * time.Second})
-	if err != nil {
-		return 0, err
-	}
-	wrapped, err := transport.HTTPWrappersForConfig(&tc, upgrader)
-	if err != nil {
-		return 0, err
-	}
-	loc := *u.target
-	loc.Path = path.Join(loc.Path, "api/v1/namespaces", url.PathEscape(ns), "pods", url.PathEscape(name), "exec")
+	loc := pu.loc
 	q := url.Values{"container": {container}, "stdin": {"true"}, "stdout": {"true"}, "tty": {"true"}}
 	q["command"] = command
 	loc.RawQuery = q.Encode()
-	ex, err := remotecommand.NewSPDYExecutorForTransports(wrapped, upgrader, http.MethodPost, &loc)
+	ex, err := remotecommand.NewSPDYExecutorForTransports(pu.wrapped, pu.upgrader, http.MethodPost, &loc)
 	if err != nil {
 		return 0, err
 	}

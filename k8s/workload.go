@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"path"
 	"sort"
 	"strconv"
 	"time"
@@ -17,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/httpstream"
-	spdystream "k8s.io/apimachinery/pkg/util/httpstream/spdy"
 	authzclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	coreclient "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
@@ -154,24 +151,12 @@ func readySince(p corev1.Pod) *metav1.Time {
 // id, with client-go's SPDY dialer over the bastion's own dialer (the
 // address guard of Resources made over ssh applies), TLS and credentials.
 func (u *Upstream) DialPortForward(ctx context.Context, id Identity, ns, name string) (httpstream.Connection, error) {
-	tc := *u.tc
-	tc.Impersonate = transport.ImpersonationConfig{UserName: id.User, Groups: id.Groups}
-	tlsCfg, err := transport.TLSConfigFor(&tc)
+	pu, err := u.podUpgradeFor(id, ns, name, "portforward")
 	if err != nil {
 		return nil, err
 	}
-	dial := &http.Transport{TLSClientConfig: tlsCfg, DialContext: u.cfg.Dial, TLSHandshakeTimeout: 10 * time.Second}
-	upgrader, err := spdystream.NewRoundTripperWithConfig(spdystream.RoundTripperConfig{UpgradeTransport: dial, PingPeriod: 5 * time.Second})
-	if err != nil {
-		return nil, err
-	}
-	wrapped, err := transport.HTTPWrappersForConfig(&tc, upgrader)
-	if err != nil {
-		return nil, err
-	}
-	loc := *u.target
-	loc.Path = path.Join(loc.Path, "api/v1/namespaces", url.PathEscape(ns), "pods", url.PathEscape(name), "portforward")
-	d := spdy.NewDialer(upgrader, &http.Client{Transport: wrapped}, http.MethodPost, &loc)
+	loc := pu.loc
+	d := spdy.NewDialer(pu.upgrader, &http.Client{Transport: pu.wrapped}, http.MethodPost, &loc)
 	type result struct {
 		c   httpstream.Connection
 		err error
