@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,29 +16,11 @@ import (
 	"github.com/sshbastion/bastion/store"
 )
 
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // stepUp runs `ssh bastion step-up` as key, approves the code it shows as
 // login at the IdP, and returns what the command printed.
 func stepUp(t *testing.T, b *harness.Bastion, o *harness.OIDC, key harness.Key, login string, args ...string) harness.Result {
 	t.Helper()
-	var out, errb lockedBuffer
+	var out, errb harness.SyncBuffer
 	cmd := exec.Command("ssh", append(append(b.SSHArgs(key), "127.0.0.1", "step-up"), args...)...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
@@ -185,7 +165,7 @@ func TestStepUpWithTheIdentityProvider(t *testing.T) {
 
 // skForward is harness StartForward for a security key: ssh -N -L through
 // the software authenticator.
-func skForward(t *testing.T, b *harness.Bastion, k harness.SKey, spec string) (string, *lockedBuffer) {
+func skForward(t *testing.T, b *harness.Bastion, k harness.SKey, spec string) (string, *harness.SyncBuffer) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -196,7 +176,7 @@ func skForward(t *testing.T, b *harness.Bastion, k harness.SKey, spec string) (s
 	args := append([]string{"-o", "LogLevel=INFO"}, b.SSHArgs(k.Key)...)
 	args = append(args, "-o", "SecurityKeyProvider="+k.Provider, "-N", "-o", "ExitOnForwardFailure=yes", "-L", local+":"+spec, "127.0.0.1")
 	cmd := exec.Command("ssh", args...)
-	errb := &lockedBuffer{}
+	errb := &harness.SyncBuffer{}
 	cmd.Stderr = errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -225,6 +225,9 @@ func (b *Bastion) Exited() bool {
 // Logs returns everything the bastion printed so far.
 func (b *Bastion) Logs() string { return b.logs.String() }
 
+// SyncBuffer collects a process's output while a test reads it.
+type SyncBuffer = syncBuffer
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
