@@ -66,6 +66,45 @@ func (u *Upstream) Can(ctx context.Context, id Identity, attrs authzv1.ResourceA
 	return r.Status.Allowed, r.Status.Reason, nil
 }
 
+// Denial is a permission the cluster's RBAC refused: what was asked, and
+// the authorizer's reason.
+type Denial struct {
+	Attrs  authzv1.ResourceAttributes
+	Reason string
+}
+
+// Resource is the refused permission's resource as kubectl names it:
+// resource, or resource/subresource.
+func (d Denial) Resource() string {
+	if d.Attrs.Subresource != "" {
+		return d.Attrs.Resource + "/" + d.Attrs.Subresource
+	}
+	return d.Attrs.Resource
+}
+
+// Because is the authorizer's reason as " (reason)", or "" without one.
+func (d Denial) Because() string {
+	if d.Reason == "" {
+		return ""
+	}
+	return " (" + d.Reason + ")"
+}
+
+// FirstDenied asks Can for each of needs as id, in order, and returns the
+// first the cluster's RBAC refuses; nil when every one holds.
+func (u *Upstream) FirstDenied(ctx context.Context, id Identity, needs ...authzv1.ResourceAttributes) (*Denial, error) {
+	for _, need := range needs {
+		ok, why, err := u.Can(ctx, id, need)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return &Denial{Attrs: need, Reason: why}, nil
+		}
+	}
+	return nil, nil
+}
+
 // ErrNoReadyPod: a Service has no ready pod to forward to.
 var ErrNoReadyPod = errors.New("no ready pod")
 

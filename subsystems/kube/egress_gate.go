@@ -86,29 +86,23 @@ func (m *Module) egressResource(ctx context.Context, p authn.Principal, name str
 // egressRBAC asks, as id, for what an egress does in namespace ns: a
 // message saying what is missing and how to get it, or "".
 func egressRBAC(ctx context.Context, up *k8s.Upstream, id k8s.Identity, res, ns string) (string, error) {
-	for _, need := range []authzv1.ResourceAttributes{
-		{Namespace: ns, Verb: "patch", Resource: "services"},
-		{Namespace: ns, Verb: "create", Resource: "services"},
-		{Namespace: ns, Verb: "get", Resource: "services"},
-		{Namespace: ns, Verb: "delete", Resource: "services"},
-		{Namespace: ns, Verb: "patch", Group: "discovery.k8s.io", Resource: "endpointslices"},
-		{Namespace: ns, Verb: "create", Group: "discovery.k8s.io", Resource: "endpointslices"},
-		{Namespace: ns, Verb: "delete", Group: "discovery.k8s.io", Resource: "endpointslices"},
-	} {
-		ok, why, err := up.Can(ctx, id, need)
-		if err != nil {
-			return "", err
-		}
-		if !ok {
-			if why != "" {
-				why = " (" + why + ")"
-			}
-			return fmt.Sprintf("refused by the Kubernetes RBAC of %s, not by the bastion (you have egress on resource:%s): user %q (groups %s) may not %s %s in namespace %s%s. "+
-				"Ask a cluster admin of %s for a Role granting get, create, patch and delete on services and endpointslices, bound to user %q or one of those groups "+
-				"(e.g. kubectl -n %s create role egress --verb=get,create,patch,delete --resource=services,endpointslices.discovery.k8s.io; "+
-				"kubectl -n %s create rolebinding egress --role=egress --user=%s)",
-				res, res, id.User, groupList(id), need.Verb, need.Resource, ns, why, res, id.User, ns, ns, id.User), nil
-		}
+	d, err := up.FirstDenied(ctx, id,
+		authzv1.ResourceAttributes{Namespace: ns, Verb: "patch", Resource: "services"},
+		authzv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "services"},
+		authzv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "services"},
+		authzv1.ResourceAttributes{Namespace: ns, Verb: "delete", Resource: "services"},
+		authzv1.ResourceAttributes{Namespace: ns, Verb: "patch", Group: "discovery.k8s.io", Resource: "endpointslices"},
+		authzv1.ResourceAttributes{Namespace: ns, Verb: "create", Group: "discovery.k8s.io", Resource: "endpointslices"},
+		authzv1.ResourceAttributes{Namespace: ns, Verb: "delete", Group: "discovery.k8s.io", Resource: "endpointslices"})
+	if err != nil {
+		return "", err
+	}
+	if d != nil {
+		return fmt.Sprintf("refused by the Kubernetes RBAC of %s, not by the bastion (you have egress on resource:%s): user %q (groups %s) may not %s %s in namespace %s%s. "+
+			"Ask a cluster admin of %s for a Role granting get, create, patch and delete on services and endpointslices, bound to user %q or one of those groups "+
+			"(e.g. kubectl -n %s create role egress --verb=get,create,patch,delete --resource=services,endpointslices.discovery.k8s.io; "+
+			"kubectl -n %s create rolebinding egress --role=egress --user=%s)",
+			res, res, id.User, groupList(id), d.Attrs.Verb, d.Resource(), ns, d.Because(), res, id.User, ns, ns, id.User), nil
 	}
 	return "", nil
 }

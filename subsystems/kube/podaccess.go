@@ -179,17 +179,14 @@ func (m *Module) PreparePodShell(ctx context.Context, p authn.Principal, name, n
 	}
 	actx, cancel := context.WithTimeout(ctx, listTimeout)
 	defer cancel()
-	ok, why, err := up.Can(actx, id, authzv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "pods", Subresource: "exec", Name: pod})
+	d, err := up.FirstDenied(actx, id, authzv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "pods", Subresource: "exec", Name: pod})
 	if err != nil {
 		return nil, fmt.Errorf("the Kubernetes RBAC of %s could not be asked (%v); try again", r.Name, err)
 	}
-	if !ok {
-		if why != "" {
-			why = " (" + why + ")"
-		}
+	if d != nil {
 		msg := fmt.Sprintf("%s refused by the Kubernetes RBAC of %s, not by the bastion: user %q (groups %s) may not create pods/exec on %q in namespace %s%s. "+
 			"Ask a cluster admin of %s for a Role granting create on pods/exec, bound to user %q (e.g. kubectl -n %s create role exec --verb=get,create --resource=pods,pods/exec)",
-			target, r.Name, id.User, groupList(id), pod, ns, why, r.Name, id.User, ns)
+			target, r.Name, id.User, groupList(id), pod, ns, d.Because(), r.Name, id.User, ns)
 		m.denied(ctx, p, r, msg, map[string]string{"namespace": ns, "pod": pod, reasons.DetailKey: reasonKubeRBAC})
 		return nil, fmt.Errorf("%s", msg)
 	}

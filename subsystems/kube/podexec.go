@@ -126,27 +126,17 @@ func (m *Module) PodAccess(ctx context.Context, p authn.Principal, r store.Resou
 	if err != nil {
 		return err
 	}
-	for _, need := range []authzv1.ResourceAttributes{
-		{Namespace: ns, Verb: "get", Resource: "pods", Name: pod},
-		{Namespace: ns, Verb: "create", Resource: "pods", Subresource: "exec", Name: pod},
-	} {
-		ok, why, err := up.Can(ctx, id, need)
-		if err != nil {
-			return fmt.Errorf("the Kubernetes RBAC of %s could not be asked (%v); try again", r.Name, err)
-		}
-		if !ok {
-			res := need.Resource
-			if need.Subresource != "" {
-				res += "/" + need.Subresource
-			}
-			if why != "" {
-				why = " (" + why + ")"
-			}
-			return fmt.Errorf("refused by the Kubernetes RBAC of %s, not by the bastion (you have act on resource:%s): user %q (groups %s) may not %s %s %q in namespace %s%s. "+
-				"Files in pods need get on pods and create on pods/exec; ask a cluster admin of %s for them (e.g. kubectl -n %s create role files --verb=get,list,create --resource=pods,pods/exec; "+
-				"kubectl -n %s create rolebinding files --role=files --user=%s): %w",
-				r.Name, r.Name, id.User, groupList(id), need.Verb, res, pod, ns, why, r.Name, ns, ns, id.User, os.ErrPermission)
-		}
+	d, err := up.FirstDenied(ctx, id,
+		authzv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "pods", Name: pod},
+		authzv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "pods", Subresource: "exec", Name: pod})
+	if err != nil {
+		return fmt.Errorf("the Kubernetes RBAC of %s could not be asked (%v); try again", r.Name, err)
+	}
+	if d != nil {
+		return fmt.Errorf("refused by the Kubernetes RBAC of %s, not by the bastion (you have act on resource:%s): user %q (groups %s) may not %s %s %q in namespace %s%s. "+
+			"Files in pods need get on pods and create on pods/exec; ask a cluster admin of %s for them (e.g. kubectl -n %s create role files --verb=get,list,create --resource=pods,pods/exec; "+
+			"kubectl -n %s create rolebinding files --role=files --user=%s): %w",
+			r.Name, r.Name, id.User, groupList(id), d.Attrs.Verb, d.Resource(), pod, ns, d.Because(), r.Name, ns, ns, id.User, os.ErrPermission)
 	}
 	return nil
 }

@@ -115,31 +115,21 @@ func (m *Module) ServeWorkload(ctx context.Context, p authn.Principal, r store.R
 		}
 	}
 	// The cluster's RBAC, as the user: both must hold.
-	for _, need := range []authzv1.ResourceAttributes{
-		{Namespace: w.namespace, Verb: "get", Resource: "pods", Name: pod},
-		{Namespace: w.namespace, Verb: "create", Resource: "pods", Subresource: "portforward", Name: pod},
-	} {
-		ok, why, err := up.Can(actx, id, need)
-		if err != nil {
-			deny(w, pod, reasonNoWorkload, fmt.Sprintf("forward to %s: the Kubernetes RBAC of %s could not be asked (%v); try again", target, r.Name, err))
-			return
-		}
-		if !ok {
-			res := need.Resource
-			if need.Subresource != "" {
-				res += "/" + need.Subresource
-			}
-			if why != "" {
-				why = " (" + why + ")"
-			}
-			deny(w, pod, reasonKubeRBAC, fmt.Sprintf("forward to %s refused by the Kubernetes RBAC of %s, not by the bastion (you have act on resource:%s): "+
-				"user %q (groups %s) may not %s %s %q in namespace %s%s. Ask a cluster admin of %s for a Role in %s granting create on pods/portforward "+
-				"and get on pods, bound to user %q or one of those groups (e.g. kubectl -n %s create role pf --verb=get,create --resource=pods,pods/portforward; "+
-				"kubectl -n %s create rolebinding pf --role=pf --user=%s)",
-				target, r.Name, r.Name, id.User, groupList(id), need.Verb, res, pod, w.namespace, why, r.Name, w.namespace, id.User,
-				w.namespace, w.namespace, id.User))
-			return
-		}
+	denied, err := up.FirstDenied(actx, id,
+		authzv1.ResourceAttributes{Namespace: w.namespace, Verb: "get", Resource: "pods", Name: pod},
+		authzv1.ResourceAttributes{Namespace: w.namespace, Verb: "create", Resource: "pods", Subresource: "portforward", Name: pod})
+	if err != nil {
+		deny(w, pod, reasonNoWorkload, fmt.Sprintf("forward to %s: the Kubernetes RBAC of %s could not be asked (%v); try again", target, r.Name, err))
+		return
+	}
+	if d := denied; d != nil {
+		deny(w, pod, reasonKubeRBAC, fmt.Sprintf("forward to %s refused by the Kubernetes RBAC of %s, not by the bastion (you have act on resource:%s): "+
+			"user %q (groups %s) may not %s %s %q in namespace %s%s. Ask a cluster admin of %s for a Role in %s granting create on pods/portforward "+
+			"and get on pods, bound to user %q or one of those groups (e.g. kubectl -n %s create role pf --verb=get,create --resource=pods,pods/portforward; "+
+			"kubectl -n %s create rolebinding pf --role=pf --user=%s)",
+			target, r.Name, r.Name, id.User, groupList(id), d.Attrs.Verb, d.Resource(), pod, w.namespace, d.Because(), r.Name, w.namespace, id.User,
+			w.namespace, w.namespace, id.User))
+		return
 	}
 	conn, err := up.DialPortForward(actx, id, w.namespace, pod)
 	if err != nil {
