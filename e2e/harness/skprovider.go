@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -92,20 +91,7 @@ func NewSKey(t testing.TB, dir, name, typ string, opts ...string) SKey {
 	if len(files) != 1 {
 		t.Fatalf("the software authenticator holds %d keys in %s, want 1", len(files), state)
 	}
-	pub, err := os.ReadFile(path + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fp, err := exec.Command("ssh-keygen", "-l", "-E", "sha256", "-f", path+".pub").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fields := strings.Fields(string(fp))
-	if len(fields) < 2 {
-		t.Fatalf("unexpected ssh-keygen -l output %q", fp)
-	}
-	return SKey{Key: Key{Path: path, PubPath: path + ".pub", Public: strings.TrimSpace(string(pub)), Fingerprint: fields[1]},
-		Provider: provider, keyFile: files[0]}
+	return SKey{Key: keyAt(t, path), Provider: provider, keyFile: files[0]}
 }
 
 // Options are the ssh -o options that sign with this key's authenticator.

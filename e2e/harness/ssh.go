@@ -28,6 +28,13 @@ func NewKey(t testing.TB, dir, name string) Key {
 	if err != nil {
 		t.Fatalf("ssh-keygen: %v\n%s", err, out)
 	}
+	return keyAt(t, path)
+}
+
+// keyAt is the Key whose private half is at path and public half beside
+// it, with its fingerprint as ssh-keygen -l gives it.
+func keyAt(t testing.TB, path string) Key {
+	t.Helper()
 	pub, err := os.ReadFile(path + ".pub")
 	if err != nil {
 		t.Fatal(err)

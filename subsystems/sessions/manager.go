@@ -349,18 +349,23 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
+// lives returns the live sessions held here, as they are now.
+func (m *Manager) lives() []*Live {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ls := make([]*Live, 0, len(m.live))
+	for _, l := range m.live {
+		ls = append(ls, l)
+	}
+	return ls
+}
+
 // EndAll ends every live session of this replica with reason (a replica
 // that lost its store cuts what it can no longer re-check).
 func (m *Manager) EndAll(reason string) { m.endAll(reason) }
 
 func (m *Manager) endAll(reason string) {
-	m.mu.Lock()
-	ls := make([]*Live, 0, len(m.live))
-	for _, l := range m.live {
-		ls = append(ls, l)
-	}
-	m.mu.Unlock()
-	for _, l := range ls {
+	for _, l := range m.lives() {
 		m.End(l, reason)
 	}
 }

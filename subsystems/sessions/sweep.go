@@ -15,13 +15,7 @@ import (
 // closed rather than keep access nobody can confirm.
 func (m *Manager) sweep(ctx context.Context) {
 	now := m.now()
-	m.mu.Lock()
-	ls := make([]*Live, 0, len(m.live))
-	for _, l := range m.live {
-		ls = append(ls, l)
-	}
-	m.mu.Unlock()
-	for _, l := range ls {
+	for _, l := range m.lives() {
 		s := l.Snapshot()
 		switch {
 		case !now.Before(s.Expires):
