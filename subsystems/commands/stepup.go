@@ -30,9 +30,6 @@ type StepUpLogin interface {
 	Wait(ctx context.Context, da *oauth2.DeviceAuthResponse) (authn.Identity, error)
 }
 
-// maxStepUpWait bounds one step-up, whatever the IdP's code lifetime.
-const maxStepUpWait = 15 * time.Minute
-
 // stepUpResult is `step-up -o json`.
 type stepUpResult struct {
 	User     string    `json:"user"`
@@ -117,11 +114,7 @@ func stepUp(e *env, res string, acr []string, maxAge time.Duration) error {
 	}
 	fmt.Fprintf(e.errOut, "\nbastion: step up: log in again with your identity provider.\n\n%s\nWaiting for you to approve the login (Ctrl-C to give up)...\n",
 		subsystems.DeviceCodeText(da))
-	deadline := da.Expiry
-	if deadline.IsZero() || time.Until(deadline) > maxStepUpWait {
-		deadline = time.Now().Add(maxStepUpWait)
-	}
-	wctx, cancel := context.WithDeadline(e.ctx, deadline)
+	wctx, cancel := context.WithDeadline(e.ctx, stepup.WaitDeadline(da, time.Now()))
 	defer cancel()
 	fail := func(why string) error {
 		e.recordRefusal(store.Event{Action: "stepup.fail", Target: e.p.User, Decision: "deny", Reason: why, Details: details})
@@ -136,29 +129,17 @@ func stepUp(e *env, res string, acr []string, maxAge time.Duration) error {
 	case err != nil:
 		return fail(err.Error())
 	}
-	// The IdP must vouch for this very user: a step-up by another
-	// account would lend its freshness to someone it did not see.
-	if id.User != e.p.User {
-		return fail(fmt.Sprintf("the identity provider logged in %q, but you are %q; step up with your own account", id.User, e.p.User))
+	l, err := stepup.LoginOf(e.p, id, e.deps.Clock())
+	if err != nil {
+		return fail(err.Error())
 	}
 	if len(acr) > 0 && !slices.Contains(acr, id.ACR) {
 		// Kept all the same: the requirements decide what it is worth,
 		// and the message says what was asked for.
 		fmt.Fprintf(e.errOut, "bastion: the identity provider answered with acr %q, not one of %s asked for\n", id.ACR, strings.Join(acr, ", "))
 	}
-	at := id.AuthTime
-	if at.IsZero() || at.After(e.deps.Clock()) {
-		at = e.deps.Clock()
-	}
-	l := stepup.Login{Method: "step-up", At: at.UTC(), ACR: id.ACR, AMR: id.AMR, MFA: authn.AMRIsMFA(id.AMR), Strong: true}
 	scope := "key " + e.p.KeyFingerprint
-	done := map[string]string{"auth_time": l.At.Format(time.RFC3339), "fingerprint": e.p.KeyFingerprint, "conn": e.p.SessionID}
-	if l.ACR != "" {
-		done["acr"] = l.ACR
-	}
-	if len(l.AMR) > 0 {
-		done["amr"] = strings.Join(l.AMR, ",")
-	}
+	done := stepup.CompleteDetails(e.p, l)
 	// No step-up counts before its event is durable.
 	if err := e.record(store.Event{Action: "stepup.complete", Target: e.p.User, Details: done}); err != nil {
 		return fmt.Errorf("the audit log cannot record this step-up now (%v); try again later", err)

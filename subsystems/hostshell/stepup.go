@@ -27,9 +27,6 @@ type StepUpLogin interface {
 // log in with a security key). Call it before the server serves.
 func (m *Module) SetStepUpLogin(l StepUpLogin) { m.login = l }
 
-// maxStepUpWait bounds one step-up, whatever the IdP's code lifetime.
-const maxStepUpWait = 15 * time.Minute
-
 // stepUpNote is what the TUI shows of r's step-up for the Principal:
 // what it needs and what they have, or "" when their logins satisfy it
 // now (or it needs none).
@@ -88,11 +85,7 @@ func (b *backend) StartStepUp(ctx context.Context, resource string) (tui.StepUpP
 		return tui.StepUpPrompt{}, fmt.Errorf("the audit log cannot record this step-up now (%v); try again later", err)
 	}
 	wait := func(ctx context.Context) (string, error) {
-		deadline := da.Expiry
-		if deadline.IsZero() || time.Until(deadline) > maxStepUpWait {
-			deadline = time.Now().Add(maxStepUpWait)
-		}
-		wctx, cancel := context.WithDeadline(ctx, deadline)
+		wctx, cancel := context.WithDeadline(ctx, stepup.WaitDeadline(da, time.Now()))
 		defer cancel()
 		id, err := m.login.Wait(wctx, da)
 		switch {
@@ -105,23 +98,12 @@ func (b *backend) StartStepUp(ctx context.Context, resource string) (tui.StepUpP
 		case err != nil:
 			return "", fail(err.Error())
 		}
-		// The IdP must vouch for this very user: a step-up by another
-		// account would lend its freshness to someone it did not see.
-		if id.User != p.User {
-			return "", fail(fmt.Sprintf("the identity provider logged in %q, but you are %q; step up with your own account", id.User, p.User))
+		l, err := stepup.LoginOf(p, id, time.Now())
+		if err != nil {
+			return "", fail(err.Error())
 		}
-		at := id.AuthTime
-		if now := time.Now(); at.IsZero() || at.After(now) {
-			at = now
-		}
-		l := stepup.Login{Method: "step-up", At: at.UTC(), ACR: id.ACR, AMR: id.AMR, MFA: authn.AMRIsMFA(id.AMR), Strong: true}
-		done := map[string]string{"auth_time": l.At.Format(time.RFC3339), "fingerprint": p.KeyFingerprint, "conn": p.SessionID, "via": "tui"}
-		if l.ACR != "" {
-			done["acr"] = l.ACR
-		}
-		if len(l.AMR) > 0 {
-			done["amr"] = strings.Join(l.AMR, ",")
-		}
+		done := stepup.CompleteDetails(p, l)
+		done["via"] = "tui"
 		// No step-up counts before its event is durable.
 		if _, err := m.audit.Append(ctx, store.Event{Actor: p.User, Action: "stepup.complete", Target: p.User, Decision: "allow", Details: done}); err != nil {
 			return "", fmt.Errorf("the audit log cannot record this step-up now (%v); try again later", err)
