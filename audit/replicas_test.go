@@ -241,7 +241,7 @@ func TestReplicasOnEtcd(t *testing.T) {
 	checkOneChain(t, a, total)
 	// The replicas' batches went through the sequencer, which packs
 	// several batches into one key: fewer event keys than events.
-	keys, err := stores[0].Client().Get(ctx, "/ha/e/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	keys, err := stores[0].Client().Get(ctx, "/ha/~e/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/sshbastion/bastion/audit"
 	"github.com/sshbastion/bastion/store"
 	"github.com/sshbastion/bastion/store/badger"
+	"github.com/sshbastion/bastion/store/etcd"
 )
 
 // migSide is one store of a migration.
@@ -194,6 +195,9 @@ func etcdNames(ctx context.Context, cli *clientv3.Client, prefix string) (extraN
 	var n extraNames
 	for _, p := range []string{rawSecret, rawKubeToken, rawRecording} {
 		full := prefix + p
+		if p == rawRecording {
+			full = prefix + etcd.RecordingsPrefix
+		}
 		key, end, rev := full, clientv3.GetPrefixRangeEnd(full), int64(0)
 		for {
 			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(1000)}

@@ -14,7 +14,8 @@ import (
 	"github.com/sshbastion/bastion/store"
 )
 
-// The change feed is an etcd watch on the whole prefix, from the revision
+// The change feed is an etcd watch on the records under the prefix (every
+// key before the bulk keys, see pBulk), from the revision
 // after from, in a loop: when the watch ends (the member lost its leader,
 // the connection broke for good), it is opened again from the revision
 // after the last one it delivered, so nothing is missed; when that
@@ -56,7 +57,8 @@ func (s *Store) watchLoop(ctx context.Context, q *store.ChangeQueue, next int64)
 		// watch instead of holding it silently; the loop then reopens it
 		// (on another member, if the endpoints name several).
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		wch := s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(next), clientv3.WithProgressNotify())
+		// Records only: the range ends where the bulk keys begin.
+		wch := s.cli.Watch(wctx, s.prefix, clientv3.WithRange(s.k(pBulk)), clientv3.WithRev(next), clientv3.WithProgressNotify())
 		for resp := range wch {
 			if resp.CompactRevision != 0 {
 				next = s.resetAfterCompaction(ctx, q, next, resp.CompactRevision)

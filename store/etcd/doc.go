@@ -26,14 +26,23 @@
 //	replica-reap/<replica id>/<lease>         reap lock of a dead replica (concurrency.Mutex)
 //	mv/<version, 20 digits>                   ModelVersion
 //	mvn                                       last model version (decimal)
-//	e/<seq, 20 digits>                        audit Event, or a block: a JSON array of
+//
+// Bulk keys follow, after "~" (which sorts after every role prefix above):
+// the change feed watches only the keys before "~", so the audit traffic
+// and recordings of one replica are not sent to the others' feeds.
+//
+//	~e/<seq, 20 digits>                       audit Event, or a block: a JSON array of
 //	                                          consecutive events from seq (blocks.go)
-//	eh                                        audit chain head: {"seq": N, "hash": H}
-//	ai/<writer id>/<20-digit counter>         an audit batch waiting for the sequencer,
-//	                                          then its receipt (sequencer.go)
-//	audit-seq/<lease>                         the sequencer's election (concurrency.Election)
-//	rec/<id>\x00<20-digit counter>.<part>     recording chunk (raw bytes)
-//	blob/<id>/<8-digit index>                 a chunk of a large value
+//	~eh                                       audit chain head: {"seq": N, "hash": H}
+//	~ecp                                      audit checkpoint (eventarchive.go)
+//	~ai/<writer id>/<20-digit counter>        an audit batch waiting for the sequencer
+//	~ak/<writer id>/<20-digit counter>        its receipt, once chained (sequencer.go)
+//	~seq/<lease>                              the sequencer's election (concurrency.Election)
+//	~rec/<id>\x00<20-digit counter>.<part>    recording chunk (raw bytes)
+//	~blob/<id>/<8-digit index>                a chunk of a large value
+//
+// A store whose audit head is at the old key eh (before the bulk keys
+// moved) is refused at Open rather than read as an empty log.
 //
 // A tuple's expiry is the value of both index entries (empty for never,
 // else 12 bytes: big-endian Unix seconds and nanoseconds) and is compared
@@ -53,7 +62,7 @@
 //   - DeleteUser removes the user with its first 49 keys atomically, the
 //     rest in further transactions.
 //   - A value over 512 KiB (a model, its secret copy) is stored as chunks
-//     under blob/ and a manifest at its key (see blob.go); a recording
+//     under ~blob/ and a manifest at its key (see blob.go); a recording
 //     chunk over 512 KiB is stored in parts.
 //
 // # Concurrency between replicas

@@ -26,17 +26,26 @@ const (
 	pResource = "r/"
 	pSession  = "s/"
 	pSecret   = "x/"
-	pEvent    = "e/"
-	keyHead   = "eh"
+	// Bulk keys (audit events and the sequencer's, recordings, blob
+	// chunks) start with pBulk, "~", which sorts after every record role
+	// prefix: the change feed watches only the keys before it, so no
+	// replica is sent the audit traffic of the others (changes.go).
+	pBulk     = "~"
+	pEvent    = "~e/"
+	keyHead   = "~eh"
 	pTupleObj = "to/"
 	pTupleSub = "ts/"
-	pRecord   = "rec/"
+	pRecord   = "~rec/"
 	pCert     = "crl/"
 	pRequest  = "ar/"
 	pModel    = "mv/"
 	keyModelN = "mvn"
-	pBlob     = "blob/"
+	pBlob     = "~blob/"
 )
+
+// RecordingsPrefix is where recording chunks live under the prefix (for
+// bastion migrate, which lists recordings by their keys).
+const RecordingsPrefix = pRecord
 
 // sep separates the parts of composite keys; names containing it are
 // rejected, so composite keys cannot be forged (as in package badger).
@@ -135,12 +144,24 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
 	defer cancel()
-	if _, err := s.Rev(pctx); err != nil {
+	old, err := cli.Get(pctx, s.k(oldLayoutHead), clientv3.WithCountOnly())
+	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("etcd: %s does not answer: %w", strings.Join(opts.Endpoints, ","), err)
 	}
+	// An audit log in the layout of earlier builds (events under e/, not
+	// ~e/) would read as empty here, and the next event would start a
+	// second chain at seq 1 beside it: refuse instead.
+	if old.Count > 0 {
+		s.Close()
+		return nil, fmt.Errorf("etcd: %s holds an audit log in an earlier key layout (%s): open it with the build that wrote it and copy it to badger with bastion migrate, or use another prefix", opts.Prefix, s.k(oldLayoutHead))
+	}
 	return s, nil
 }
+
+// oldLayoutHead is the chain head's key before bulk keys moved under
+// pBulk.
+const oldLayoutHead = "eh"
 
 // Close ends every watch and the connection. It is safe to call more than
 // once.

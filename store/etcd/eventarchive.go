@@ -12,7 +12,7 @@ import (
 
 // keyCheckpoint holds the audit checkpoint (store.Checkpoint as JSON). It
 // is no change of the change feed (see changeOf).
-const keyCheckpoint = "ecp"
+const keyCheckpoint = "~ecp"
 
 // deleteOps is how many events one removal transaction deletes: within
 // txnOps, like every transaction of this package.

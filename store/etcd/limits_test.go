@@ -17,7 +17,7 @@ import (
 
 func blobKeys(t *testing.T, s *etcd.Store) int64 {
 	t.Helper()
-	resp, err := s.Client().Get(ctx, s.Prefix()+"blob/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := s.Client().Get(ctx, s.Prefix()+"~blob/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,8 +35,9 @@ type prepared struct {
 }
 
 // prepareSweep chains entries after h and builds the transaction that
-// stores them as blocks with the new head and each inbox entry's receipt,
-// if every inbox key's mod revision is still its entry's.
+// stores them as blocks with the new head, and replaces each inbox entry
+// with its receipt, if every inbox key's mod revision is still its
+// entry's.
 func prepareSweep(s *Store, chain Chain, h head, entries []*entry) (prepared, error) {
 	var all []store.Event
 	for _, e := range entries {
@@ -64,7 +65,7 @@ func prepareSweep(s *Store, chain Chain, h head, entries []*entry) (prepared, er
 		if e.key != "" {
 			r, _ := json.Marshal(inboxValue{Chained: true, Seq: prevSeq, Prev: prevHash, Last: chained[i-1].Hash})
 			p.keyCmps = append(p.keyCmps, clientv3.Compare(clientv3.ModRevision(e.key), "=", e.rev))
-			p.ops = append(p.ops, clientv3.OpPut(e.key, string(r)))
+			p.ops = append(p.ops, clientv3.OpDelete(e.key), clientv3.OpPut(receiptKey(s, e.key), string(r)))
 			p.els = append(p.els, clientv3.OpGet(e.key))
 		}
 		prevSeq, prevHash = chained[i-1].Seq, chained[i-1].Hash
@@ -105,7 +106,7 @@ func (s *Store) commitSweep(ctx context.Context, p prepared, headCmp clientv3.Cm
 // sweepAlone chains one writer's own inbox batch when no sequencer did:
 // it returns the batch's receipt if it has one or gets one now.
 func (s *Store) sweepAlone(ctx context.Context, chain Chain, e entry) (inboxValue, bool, error) {
-	resp, err := s.cli.Get(ctx, e.key)
+	resp, err := s.cli.Get(ctx, receiptKey(s, e.key))
 	if err != nil {
 		return inboxValue{}, false, err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,16 +23,18 @@ import (
 // When replicas race for the chain head (as they did before), every lost race
 // is a transaction proposed and replicated for nothing, and the replica
 // next to the etcd leader wins most turns. Instead, each replica puts its
-// batch, unchained, into an inbox key of its own, ai/<writer>/<n>, which
+// batch, unchained, into an inbox key of its own, ~ai/<writer>/<n>, which
 // never conflicts. One replica, elected through etcd
-// (concurrency.Election under audit-seq/; leadership is long-lived), sees
+// (concurrency.Election under ~seq/; leadership is long-lived), sees
 // the inboxes through a watch, chains every waiting batch after the head
 // and commits them in one transaction: the events as blocks (blocks.go),
-// the new head, and in each inbox key a receipt, the seq and hash its
-// batch was chained after. The transaction compares the head and each
-// inbox key's revision, so a batch is chained once or not at all, whoever
-// sweeps it. Each writer watches its own inbox and answers when its
-// receipt arrives: the events are then committed by a quorum.
+// the new head, and for each inbox key its deletion and a receipt under
+// ~ak/<writer>/<n>, the seq and hash its batch was chained after. The
+// transaction compares the head and each inbox key's revision, so a batch
+// is chained once or not at all, whoever sweeps it. Each writer watches
+// its own receipts (not its inbox: that would send every batch back to
+// the writer that put it) and answers when its receipt arrives: the
+// events are then committed by a quorum.
 //
 // The leader's own batches skip the inbox. A writer whose batch is not
 // swept within selfSweepAfter (the leader died and its election lease has
@@ -40,11 +43,12 @@ import (
 // election only stops writers from racing.
 
 const (
-	pInbox      = "ai/"
-	pSeqElect   = "audit-seq/"
-	seqTTL      = 2 // seconds: the sequencer's election lease
-	sweepOps    = txnOps - 8
-	sweepWaitIn = time.Second // selfSweepAfter
+	pInbox      = "~ai/"
+	pReceipt    = "~ak/"
+	pSeqElect   = "~seq/"
+	seqTTL      = 2                // seconds: the sequencer's election lease
+	sweepOps    = (txnOps - 8) / 2 // inbox entries per sweep: a delete and a receipt each
+	sweepWaitIn = time.Second      // selfSweepAfter
 )
 
 // appendTimeout bounds one append: without it, an append to an unreachable
@@ -61,8 +65,9 @@ var errNotLeading = errors.New("etcd: audit sequencer lost its lead")
 // same function.
 type Chain = func(seq uint64, prev string, evs []store.Event) []store.Event
 
-// inboxValue is an inbox key's value: a batch waiting (Events), or once
-// chained its receipt (Chained, with the seq and hash it follows).
+// inboxValue is an inbox key's value, a batch waiting (Events), or a
+// receipt key's, the batch chained (Chained, with the seq and hash it
+// follows).
 type inboxValue struct {
 	Events  []store.Event `json:"e,omitempty"`
 	Chained bool          `json:"c,omitempty"`
@@ -79,7 +84,7 @@ type sequencer struct {
 	n     atomic.Uint64
 
 	mu      sync.Mutex
-	waiters map[string]chan inboxValue // inbox key -> its receipt
+	waiters map[string]chan inboxValue // receipt key -> its receipt
 	garbage []string                   // receipts read, deleted with the next put
 
 	leading atomic.Pointer[leader] // set while this store leads
@@ -169,8 +174,9 @@ func (q *sequencer) viaInbox(ctx context.Context, events []store.Event) ([]store
 		return nil, fmt.Errorf("etcd: audit batch of %d bytes: %w", len(val), store.ErrTxnTooBig)
 	}
 	got := make(chan inboxValue, 1)
+	rkey := receiptKey(q.s, key)
 	q.mu.Lock()
-	q.waiters[key] = got
+	q.waiters[rkey] = got
 	ops := []clientv3.Op{clientv3.OpPut(key, string(val))}
 	n := min(len(q.garbage), txnOps-1)
 	for _, g := range q.garbage[:n] {
@@ -180,7 +186,7 @@ func (q *sequencer) viaInbox(ctx context.Context, events []store.Event) ([]store
 	q.mu.Unlock()
 	defer func() {
 		q.mu.Lock()
-		delete(q.waiters, key)
+		delete(q.waiters, rkey)
 		q.mu.Unlock()
 	}()
 	resp, err := q.s.cli.Txn(ctx).Then(ops...).Commit()
@@ -209,7 +215,7 @@ func (q *sequencer) viaInbox(ctx context.Context, events []store.Event) ([]store
 // chained returns events chained as r says, and lets the receipt go.
 func (q *sequencer) chained(key string, r inboxValue, events []store.Event) ([]store.Event, error) {
 	q.mu.Lock()
-	q.garbage = append(q.garbage, key)
+	q.garbage = append(q.garbage, receiptKey(q.s, key))
 	q.mu.Unlock()
 	out := q.chain(r.Seq, r.Prev, events)
 	// The sequencer chained the batch as it read it back from etcd: the
@@ -223,12 +229,12 @@ func (q *sequencer) chained(key string, r inboxValue, events []store.Event) ([]s
 
 // withdraw takes a batch that timed out back out of the inbox: deleted
 // while still waiting, it was never chained and the append fails; if it
-// holds a receipt meanwhile, the append succeeded after all.
+// was swept meanwhile, its receipt says the append succeeded after all.
 func (q *sequencer) withdraw(key string, rev int64, events []store.Event) ([]store.Event, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 	defer cancel()
 	tr, err := q.s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
-		Then(clientv3.OpDelete(key)).Else(clientv3.OpGet(key)).Commit()
+		Then(clientv3.OpDelete(key)).Else(clientv3.OpGet(receiptKey(q.s, key))).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("etcd: audit batch %s: outcome unknown: %w", key, err)
 	}
@@ -244,14 +250,14 @@ func (q *sequencer) withdraw(key string, rev int64, events []store.Event) ([]sto
 	return nil, fmt.Errorf("etcd: audit batch %s vanished from the inbox", key)
 }
 
-// watchReceipts delivers the receipts put into this writer's inbox keys,
-// until the store closes; it resumes after a broken watch (a receipt
-// missed meanwhile is read by its waiter after sweepWaitIn).
+// watchReceipts delivers the receipts of this writer's inbox keys, until
+// the store closes; it resumes after a broken watch (a receipt missed
+// meanwhile is read by its waiter after sweepWaitIn).
 func (q *sequencer) watchReceipts(ready chan struct{}) {
-	p := q.s.k(pInbox + q.id + "/")
+	p := q.s.k(pReceipt + q.id + "/")
 	var once sync.Once
 	for q.s.ctx.Err() == nil {
-		for resp := range q.s.cli.Watch(q.s.ctx, p, clientv3.WithPrefix(), clientv3.WithCreatedNotify()) {
+		for resp := range q.s.cli.Watch(q.s.ctx, p, clientv3.WithPrefix(), clientv3.WithCreatedNotify(), clientv3.WithFilterDelete()) {
 			if resp.Created {
 				once.Do(func() { close(ready) })
 			}
@@ -278,6 +284,12 @@ func (q *sequencer) watchReceipts(ready chan struct{}) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// receiptKey is where the receipt of the inbox key key goes: ~ak/ in
+// place of ~ai/.
+func receiptKey(s *Store, key string) string {
+	return s.k(pReceipt) + strings.TrimPrefix(key, s.k(pInbox))
 }
 
 // InFlight says how many batches a Log should hand AppendSequenced at

@@ -109,7 +109,7 @@ func TestSequencerOneChainFromThreeStores(t *testing.T) {
 		t.FailNow()
 	}
 	n := checkChain(t, stores[2], &got)
-	keys, err := stores[0].Client().Get(ctx, "/seq/e/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	keys, err := stores[0].Client().Get(ctx, "/seq/~e/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,18 +120,25 @@ func TestSequencerOneChainFromThreeStores(t *testing.T) {
 	if e, ok, err := stores[1].LastEvent(ctx); err != nil || !ok || e.Seq != n {
 		t.Fatalf("LastEvent = %d %v %v; want %d", e.Seq, ok, err, n)
 	}
-	left, err := stores[0].Client().Get(ctx, "/seq/ai/", clientv3.WithPrefix())
+	left, err := stores[0].Client().Get(ctx, "/seq/~ai/", clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, kv := range left.Kvs {
+		t.Fatalf("inbox key %s still waits after every append returned: %s", kv.Key, kv.Value)
+	}
+	receipts, err := stores[0].Client().Get(ctx, "/seq/~ak/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range receipts.Kvs {
 		if !containsChained(kv.Value) {
-			t.Fatalf("inbox key %s still waits after every append returned: %s", kv.Key, kv.Value)
+			t.Fatalf("receipt key %s holds no receipt: %s", kv.Key, kv.Value)
 		}
 	}
 }
 
-// containsChained says whether an inbox value is a receipt.
+// containsChained says whether a value is a receipt.
 func containsChained(v []byte) bool {
 	var r struct {
 		Chained bool `json:"c"`
@@ -187,7 +194,7 @@ func TestBlocksReadAndArchive(t *testing.T) {
 	if err != nil || len(out) != 50 || out[49].Seq != 50 {
 		t.Fatalf("AppendSequenced: %d events, %v", len(out), err)
 	}
-	keys, _ := s.Client().Get(ctx, "/blk/e/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	keys, _ := s.Client().Get(ctx, "/blk/~e/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if len(keys.Kvs) != 1 {
 		t.Fatalf("%d keys for one sweep; want 1 block", len(keys.Kvs))
 	}
