@@ -21,8 +21,9 @@ import (
 var _ audit.Sequencer = (*etcd.Store)(nil)
 
 // p8Replicas Logs on etcd, p8Writers appenders each; the badger peer gets
-// the same total number of appenders on its one Log.
-const p8Replicas = 3
+// the same total number of appenders on its one Log. BASTION_P8_REPLICAS
+// (1-3) changes it for a look at one chain's ceiling; the goal is about 3.
+var p8Replicas = 3
 
 // p8Writers is the number of appenders per replica (BASTION_P8_WRITERS,
 // 64: 192 in all, half again as many as P5's 128 on one bastion).
@@ -180,6 +181,10 @@ func p8Etcd(b *testing.B, c *etcdtest.Cluster, prefix string, writers int, d tim
 	for _, l := range logs {
 		conflicts += l.Conflicts()
 	}
+	for i, st := range stores {
+		fw, in := st.SequencerStats()
+		b.Logf("replica %d: %d batches forwarded to the sequencer, %d through the inbox", i, fw, in)
+	}
 	// Verified through a client of the last member, not one that wrote
 	// most of it.
 	checkAcked(b, stores[len(stores)-1], acked)
@@ -245,6 +250,7 @@ func p8Badger(b *testing.B, writers int, d time.Duration) p8Side {
 func BenchmarkAuditReplicasEtcd(b *testing.B) {
 	c := etcdtest.StartCluster(b, 3)
 	d, w := p8Duration(b), p8Writers(b)
+	p8Replicas = envInt(b, "BASTION_P8_REPLICAS", 3, 1, 3)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		ours, conflicts := p8Etcd(b, c, fmt.Sprintf("/p8-%d/", i), w, d)

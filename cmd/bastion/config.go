@@ -199,6 +199,8 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	set("BASTION_HOST", &c.Host)
 	set("BASTION_LOG_FORMAT", &c.Log.Format)
 	set("BASTION_LOG_LEVEL", &c.Log.Level)
+	set("BASTION_SEQUENCER_LISTEN", &c.Store.Etcd.Sequencer.Listen)
+	set("BASTION_SEQUENCER_ADVERTISE", &c.Store.Etcd.Sequencer.Advertise)
 	if v := getenv("BASTION_ADMINS"); v != "" {
 		c.Admins = strings.Split(v, ",")
 	}

@@ -32,6 +32,16 @@ type EtcdConfig struct {
 	} `yaml:"tls"`
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
+	// Sequencer is where this replica takes the other replicas' audit
+	// batches while it sequences the chain (store/etcd, seqforward.go).
+	// Listen defaults to 127.0.0.1:0, enough for replicas on one host;
+	// replicas on several hosts listen on an address they can reach and
+	// advertise it (BASTION_SEQUENCER_ADVERTISE). "-" turns it off:
+	// batches then go through etcd, at about half the rate.
+	Sequencer struct {
+		Listen    string `yaml:"listen"`
+		Advertise string `yaml:"advertise"`
+	} `yaml:"sequencer"`
 }
 
 func defaultStoreConfig() StoreConfig {

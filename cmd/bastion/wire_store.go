@@ -42,7 +42,8 @@ func openBadger(dir string, log *slog.Logger) (store.Store, error) {
 
 func openEtcd(ctx context.Context, c EtcdConfig, log *slog.Logger) (store.Store, error) {
 	opts := etcd.Options{Endpoints: c.Endpoints, Prefix: c.Prefix, DialTimeout: c.DialTimeout,
-		Username: c.Username, Password: c.Password, Logger: log}
+		Username: c.Username, Password: c.Password, Logger: log,
+		SequencerListen: c.Sequencer.Listen, SequencerAdvertise: c.Sequencer.Advertise}
 	if c.TLS.CA != "" || c.TLS.Cert != "" {
 		tc, err := etcdTLS(c)
 		if err != nil {

@@ -79,15 +79,18 @@
 // The audit Log of every replica goes through AppendSequenced instead
 // (audit.Sequencer): one elected replica chains every replica's waiting
 // batches into one transaction, so replicas do not race for the head; see
-// sequencer.go.
+// sequencer.go. The others hand it their batches over mutual TLS
+// (seqforward.go, seqtls.go), or through their inbox keys when it cannot
+// be reached.
 //
 // # Change feed
 //
-// Watch is an etcd watch of the whole prefix from the revision after
+// Watch is an etcd watch of the records under the prefix (the keys
+// before "~") from the revision after
 // from, carried through reconnects by the client and, when a watch ends
 // (the member lost its leader, a stream broke), reopened from the
 // revision after the last one delivered. A revision etcd compacted away
 // turns into a store.KindReset. Revisions are etcd's, identical on every
-// replica. Index entries, audit events, the head, recordings and blob
-// chunks are no changes. See store.Changes for what a consumer does.
+// replica. Index entries are no changes; audit events, the head,
+// recordings and blob chunks lie outside the watched range. See store.Changes for what a consumer does.
 package etcd

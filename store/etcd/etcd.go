@@ -81,6 +81,13 @@ type Options struct {
 	Logger *slog.Logger
 	// WatchBuffer is each watcher's buffer (store.DefaultWatchBuffer).
 	WatchBuffer int
+	// SequencerListen is where this replica takes other replicas' audit
+	// batches while it sequences the chain (seqforward.go):
+	// "127.0.0.1:0" if empty, "-" for nowhere (batches then go through
+	// etcd, at about half the rate). SequencerAdvertise is the address
+	// the others dial, if not the listener's own (needed when it listens
+	// on all interfaces).
+	SequencerListen, SequencerAdvertise string
 }
 
 // Store is the etcd-backed store.Store.
@@ -102,6 +109,8 @@ type Store struct {
 	// started by the first AppendSequenced.
 	seqOnce sync.Once
 	seq     atomic.Pointer[sequencer]
+
+	seqListen, seqAdvertise string // Options.SequencerListen, SequencerAdvertise
 }
 
 var _ store.Store = (*Store)(nil)
@@ -140,7 +149,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd: connect to %s: %w", strings.Join(opts.Endpoints, ","), err)
 	}
-	s := &Store{cli: cli, prefix: opts.Prefix, clock: opts.Clock, log: opts.Logger, buffer: opts.WatchBuffer}
+	if opts.SequencerListen == "" {
+		opts.SequencerListen = "127.0.0.1:0"
+	}
+	s := &Store{cli: cli, prefix: opts.Prefix, clock: opts.Clock, log: opts.Logger, buffer: opts.WatchBuffer,
+		seqListen: opts.SequencerListen, seqAdvertise: opts.SequencerAdvertise}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
 	defer cancel()
@@ -167,6 +180,11 @@ const oldLayoutHead = "eh"
 // once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		// A sequencer hands over first: what other replicas forwarded
+		// is answered before the connection goes (seqforward.go).
+		if q := s.seq.Load(); q != nil {
+			q.handOver()
+		}
 		s.cancel()
 		s.closeErr = s.cli.Close()
 	})

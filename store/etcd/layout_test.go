@@ -34,7 +34,9 @@ func TestBulkKeysOutsideTheFeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	small := []string{"mv/", "mvn", "ku/", "ts/", "replicas/", "replica-reap/"}
+	// Records (a model version, the sequencer's key pair as a secret)
+	// and small index entries.
+	small := []string{"mv/", "mvn", "x/", "ku/", "ts/", "replicas/", "replica-reap/"}
 	var bulk int
 	for _, kv := range resp.Kvs {
 		k := strings.TrimPrefix(string(kv.Key), prefix)

@@ -38,6 +38,11 @@ type leader struct {
 	queue   []*entry
 	stopped bool
 	signal  chan struct{}
+
+	// drain, closed by handOver, ends the lead once the sweeps in flight
+	// are done; drained is closed when run has returned.
+	drain, drained chan struct{}
+	drainOnce      sync.Once
 }
 
 // submit queues the leader's own batch and waits for its outcome; every
@@ -62,7 +67,7 @@ func (l *leader) submit(ctx context.Context, events []store.Event) ([]store.Even
 // campaign keeps this store in the sequencer's election until it closes,
 // and leads whenever elected.
 func (q *sequencer) campaign() {
-	for q.s.ctx.Err() == nil {
+	for q.s.ctx.Err() == nil && !q.closing.Load() {
 		if err := q.leadOnce(); err != nil && q.s.ctx.Err() == nil {
 			q.s.log.Debug("etcd: audit sequencer campaign", "err", err)
 			select {
@@ -81,13 +86,18 @@ func (q *sequencer) leadOnce() error {
 	}
 	defer sess.Close()
 	el := concurrency.NewElection(sess, q.s.k(pSeqElect))
-	if err := el.Campaign(q.s.ctx, q.id); err != nil {
+	octx, stopObserving := context.WithCancel(q.s.ctx)
+	defer stopObserving()
+	go q.observe(octx, el)
+	announce, _ := json.Marshal(seqAnnounce{ID: q.id, Addr: q.fwd.addr}) // cannot fail
+	if err := el.Campaign(q.s.ctx, string(announce)); err != nil {
 		return err
 	}
-	l := &leader{q: q, signal: make(chan struct{}, 1)}
+	l := &leader{q: q, signal: make(chan struct{}, 1), drain: make(chan struct{}), drained: make(chan struct{})}
 	q.leading.Store(l)
 	err = l.run(sess)
 	q.leading.Store(nil)
+	defer close(l.drained)
 	l.mu.Lock()
 	l.stopped = true
 	left := l.queue
@@ -237,6 +247,10 @@ func (l *leader) run(sess *concurrency.Session) error {
 					return err
 				}
 			}
+		case <-l.drain:
+			err := l.finish(flights, taken)
+			flights = nil // answered
+			return err
 		case <-ctx.Done():
 			return ctx.Err()
 		}

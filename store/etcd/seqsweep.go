@@ -161,7 +161,7 @@ func encodeBlocks(evs []store.Event) ([]encodedBlock, error) {
 		if len(cur) == 1 {
 			out = append(out, encodedBlock{first, cur[0]})
 		} else if len(cur) > 1 {
-			out = append(out, encodedBlock{first, "[" + strings.Join(cur, ",") + "]"})
+			out = append(out, encodedBlock{first, packBlock([]byte("[" + strings.Join(cur, ",") + "]"))})
 		}
 		cur, size = nil, 0
 	}

@@ -1,0 +1,87 @@
+package etcd
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// How a sequencer's writers find its leader, and how a leader hands over
+// when its store closes.
+
+// learnLeader reads who leads now, once, so that the first batches are
+// forwarded too; observe keeps it current from then on.
+func (q *sequencer) learnLeader() {
+	ctx, cancel := context.WithTimeout(q.s.ctx, sweepWaitIn)
+	defer cancel()
+	resp, err := q.s.cli.Get(ctx, q.s.k(pSeqElect), append(clientv3.WithFirstCreate(), clientv3.WithPrefix())...)
+	if err != nil || len(resp.Kvs) == 0 {
+		return
+	}
+	var a seqAnnounce
+	if json.Unmarshal(resp.Kvs[0].Value, &a) == nil {
+		q.fwd.leader.Store(&a)
+	}
+}
+
+// observe follows who leads the election, for forwarding, until ctx
+// ends; a leader it cannot read counts as none (batches use the inbox).
+func (q *sequencer) observe(ctx context.Context, el *concurrency.Election) {
+	for ctx.Err() == nil {
+		for resp := range el.Observe(ctx) {
+			var a seqAnnounce
+			if len(resp.Kvs) == 0 || json.Unmarshal(resp.Kvs[0].Value, &a) != nil {
+				q.fwd.leader.Store(nil)
+				continue
+			}
+			q.fwd.leader.Store(&a)
+		}
+		q.fwd.leader.Store(nil)
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// finish ends a lead that hands over: queued batches are refused (their
+// writers use the inbox), the sweeps in flight are waited for and
+// answered.
+func (l *leader) finish(flights []*flight, taken map[string]bool) error {
+	l.mu.Lock()
+	l.stopped = true
+	left := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	for _, e := range left {
+		e.done <- sweepResult{err: errNotLeading}
+	}
+	for _, f := range flights {
+		l.settle(f, <-f.done, nil, taken)
+	}
+	return errNotLeading
+}
+
+// handOver ends this store's part in the sequencer before it closes: a
+// lead ends after its sweeps in flight, and the endpoint after its
+// answers are written, so writers that forwarded a batch learn its
+// outcome, or that it was never taken. Bounded: the store closes anyway.
+func (q *sequencer) handOver() {
+	q.closing.Store(true)
+	deadline := time.After(appendTimeout / 2)
+	if l := q.leading.Load(); l != nil {
+		l.drainOnce.Do(func() { close(l.drain) })
+		select {
+		case <-l.drained:
+		case <-deadline:
+		}
+	}
+	if q.fwd.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = q.fwd.srv.Shutdown(ctx) // past it, Close in the store's AfterFunc
+	}
+}
