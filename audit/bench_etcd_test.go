@@ -155,12 +155,34 @@ func checkAcked(b *testing.B, st store.AuditLog, acked []ackedEvent) {
 	}
 }
 
-// p8Etcd appends from p8Replicas Logs, each on its own etcd client talking
-// to its own member of c, under one prefix; it returns events/s and how
-// many batches lost the chain head to another replica.
-func p8Etcd(b *testing.B, c *etcdtest.Cluster, prefix string, writers int, d time.Duration) (p8Side, uint64) {
+// p8Runner is one side of P8: its Logs, the store its chain is checked
+// in, and what its rounds acknowledged and took.
+type p8Runner struct {
+	logs    []*audit.Log
+	check   store.AuditLog
+	acked   []ackedEvent
+	refused int64
+	el      time.Duration
+}
+
+// round appends from writers appenders on each of the side's Logs for d.
+func (r *p8Runner) round(b *testing.B, writers int, d time.Duration) {
+	a, ref, el := appendFor(b, r.logs, writers, d)
+	r.acked, r.refused, r.el = append(r.acked, a...), r.refused+ref, r.el+el
+}
+
+// result checks the side's chain against what it acknowledged and
+// returns its figures.
+func (r *p8Runner) result(b *testing.B) p8Side {
+	checkAcked(b, r.check, r.acked)
+	return side(r.acked, r.refused, r.el)
+}
+
+// p8Etcd opens p8Replicas Logs, each on its own etcd client talking to
+// its own member of c, under one prefix; closed when the benchmark ends.
+func p8Etcd(b *testing.B, c *etcdtest.Cluster, prefix string) (*p8Runner, []*etcd.Store) {
 	b.Helper()
-	var logs []*audit.Log
+	r := &p8Runner{}
 	var stores []*etcd.Store
 	for i := range p8Replicas {
 		m := c.Members[i%len(c.Members)]
@@ -168,34 +190,30 @@ func p8Etcd(b *testing.B, c *etcdtest.Cluster, prefix string, writers int, d tim
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer st.Close()
+		b.Cleanup(func() { st.Close() })
 		l, err := audit.New(st, audit.Options{Logger: quiet})
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer l.Close()
-		stores, logs = append(stores, st), append(logs, l)
-	}
-	acked, refused, el := appendFor(b, logs, writers, d)
-	var conflicts uint64
-	for _, l := range logs {
-		conflicts += l.Conflicts()
-	}
-	for i, st := range stores {
-		fw, in := st.SequencerStats()
-		b.Logf("replica %d: %d batches forwarded to the sequencer, %d through the inbox", i, fw, in)
+		b.Cleanup(func() { l.Close() })
+		stores, r.logs = append(stores, st), append(r.logs, l)
 	}
 	// Verified through a client of the last member, not one that wrote
 	// most of it.
-	checkAcked(b, stores[len(stores)-1], acked)
-	s := side(acked, refused, el)
+	r.check = stores[len(stores)-1]
+	return r, stores
+}
+
+// etcdLeader returns which store's member leads the etcd cluster, -1 if
+// none says so.
+func etcdLeader(c *etcdtest.Cluster, stores []*etcd.Store) int {
 	for i, st := range stores {
 		m := c.Members[i%len(c.Members)]
 		if r, err := st.Client().Status(ctx, m.ClientURL); err == nil && r.Leader == r.Header.MemberId {
-			s.leader = i
+			return i
 		}
 	}
-	return s, conflicts
+	return -1
 }
 
 // p8Side is what one side of P8 measured: acknowledged events/s, Append
@@ -221,27 +239,26 @@ func side(acked []ackedEvent, refused int64, el time.Duration) p8Side {
 	return s
 }
 
-// p8Badger appends from as many goroutines onto one Log on badger, on
-// disk, SyncWrites: what one replica does today.
-func p8Badger(b *testing.B, writers int, d time.Duration) p8Side {
+// p8Badger opens one Log on badger, on disk, SyncWrites: what one
+// replica does today.
+func p8Badger(b *testing.B) *p8Runner {
 	b.Helper()
 	st := openDisk(b, b.TempDir())
-	defer st.Close()
+	b.Cleanup(func() { st.Close() })
 	l, err := audit.New(st, audit.Options{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer l.Close()
-	acked, refused, el := appendFor(b, []*audit.Log{l}, writers, d)
-	checkAcked(b, st, acked)
-	return side(acked, refused, el)
+	b.Cleanup(func() { l.Close() })
+	return &p8Runner{logs: []*audit.Log{l}, check: st}
 }
 
 // BenchmarkAuditReplicasEtcd (P8): durable, hash-chained audit appends/s
 // from three replicas, three Logs on three etcd clients (one per member
 // of a 3-member cluster on loopback) sharing one prefix, p8Writers
 // concurrent appenders each, against one Log on badger with as many
-// appenders, in the same run. Each side appends for p8Duration; only
+// appenders, in the same run. Each side appends for p8Duration in all,
+// in BASTION_P8_ROUNDS turns (1) taken in alternation; only
 // acknowledged events count, and each side's chain must verify over
 // exactly them (a gap, a fork, a stored event that was not acknowledged
 // or one with another hash fails the benchmark), and so does any refused
@@ -251,12 +268,38 @@ func BenchmarkAuditReplicasEtcd(b *testing.B) {
 	c := etcdtest.StartCluster(b, 3)
 	d, w := p8Duration(b), p8Writers(b)
 	p8Replicas = envInt(b, "BASTION_P8_REPLICAS", 3, 1, 3)
+	rounds := envInt(b, "BASTION_P8_ROUNDS", 1, 1, 20)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		ours, conflicts := p8Etcd(b, c, fmt.Sprintf("/p8-%d/", i), w, d)
-		peer := p8Badger(b, p8Replicas*w, d)
-		b.Logf("%d s each, %d appenders: 3 replicas on 3-member etcd %.0f events/s, Append p50 %.1f ms p99 %.1f ms max %.0f ms, %d appends refused, %d batches re-chained after losing the head, acknowledged per replica %v (replica %d talks to the etcd leader); one Log on badger %.0f events/s, p50 %.1f ms p99 %.1f ms max %.0f ms, %d refused",
-			int(d.Seconds()), p8Replicas*w, ours.rate, ours.p50, ours.p99, ours.max, ours.refused, conflicts, ours.perReplica, ours.leader, peer.rate, peer.p50, peer.p99, peer.max, peer.refused)
+		etcdSide, stores := p8Etcd(b, c, fmt.Sprintf("/p8-%d/", i))
+		badgerSide := p8Badger(b)
+		// The sides take turns, the first of each pair alternating, to
+		// spread this machine's drift over both. One turn each by
+		// default, etcd first: badger's compactions go on after its
+		// turn and slowed the etcd turns after them (4 turns: 0.21x,
+		// where one turn each measured 0.22-0.26x on the same code).
+		for k := range rounds {
+			first, second := etcdSide, badgerSide
+			if k%2 == 1 {
+				first, second = badgerSide, etcdSide
+			}
+			// Both sides get p8Replicas*w appenders in all.
+			for _, r := range []*p8Runner{first, second} {
+				r.round(b, p8Replicas*w/len(r.logs), d/time.Duration(rounds))
+			}
+		}
+		var conflicts uint64
+		for _, l := range etcdSide.logs {
+			conflicts += l.Conflicts()
+		}
+		for i, st := range stores {
+			fw, in := st.SequencerStats()
+			b.Logf("replica %d: %d batches forwarded to the sequencer, %d through the inbox", i, fw, in)
+		}
+		ours, peer := etcdSide.result(b), badgerSide.result(b)
+		ours.leader = etcdLeader(c, stores)
+		b.Logf("%d s each in %d turns, %d appenders: 3 replicas on 3-member etcd %.0f events/s, Append p50 %.1f ms p99 %.1f ms max %.0f ms, %d appends refused, %d batches re-chained after losing the head, acknowledged per replica %v (replica %d talks to the etcd leader); one Log on badger %.0f events/s, p50 %.1f ms p99 %.1f ms max %.0f ms, %d refused",
+			int(d.Seconds()), rounds, p8Replicas*w, ours.rate, ours.p50, ours.p99, ours.max, ours.refused, conflicts, ours.perReplica, ours.leader, peer.rate, peer.p50, peer.p99, peer.max, peer.refused)
 		b.ReportMetric(ours.rate, "etcd3_events/s")
 		b.ReportMetric(peer.rate, "badger_events/s")
 		b.ReportMetric(ours.rate/peer.rate, "ratio")

@@ -2,8 +2,9 @@
 # `make bench`: each benchmark runs side by side with its peer in one run,
 # and the ratio is printed. Raw `go test -bench` output goes to bench.out.
 # BENCH_ONLY=p1,p2,p3e,p5,p6,p7,p8,p9,p10,p11,policy,policycond runs a subset (the
-# default is all of them). BASTION_P8_SECONDS, BASTION_P8_WRITERS and BASTION_P9_TRIALS
-# tune P8 and P9 (10 s, 64 appenders per replica, 200 trials).
+# default is all of them). BASTION_P8_SECONDS, BASTION_P8_WRITERS, BASTION_P8_ROUNDS and
+# BASTION_P9_TRIALS tune P8 and P9 (10 s per side, 64 appenders per replica, in 1 turn
+# each; 200 trials).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bench.out}
