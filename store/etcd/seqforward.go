@@ -170,6 +170,11 @@ func (f *forwarder) forward(ctx context.Context, events []store.Event) ([]store.
 	if err != nil {
 		return nil, fmt.Errorf("etcd: encode audit batch: %w", err)
 	}
+	// A batch too big for one sweep is the inbox's to refuse, with its
+	// error (store.ErrTxnTooBig), before anything is sent.
+	if len(body) > txnBytes-blockBytes {
+		return nil, errNotForwarded
+	}
 	var wrote atomic.Bool
 	trace := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
 		if i.Err == nil {

@@ -12,6 +12,24 @@ import (
 // How a sequencer's writers find its leader, and how a leader hands over
 // when its store closes.
 
+// seqCampaignDefer is how long a writer far from the raft leader waits
+// before it campaigns.
+const seqCampaignDefer = 300 * time.Millisecond
+
+// nearRaftLeader says whether one of the client's endpoints is the etcd
+// raft leader.
+func (q *sequencer) nearRaftLeader() bool {
+	for _, ep := range q.s.cli.Endpoints() {
+		ctx, cancel := context.WithTimeout(q.s.ctx, time.Second)
+		st, err := q.s.cli.Status(ctx, ep)
+		cancel()
+		if err == nil && st.Leader == st.Header.MemberId {
+			return true
+		}
+	}
+	return false
+}
+
 // learnLeader reads who leads now, once, so that the first batches are
 // forwarded too; observe keeps it current from then on.
 func (q *sequencer) learnLeader() {

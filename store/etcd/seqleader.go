@@ -85,6 +85,18 @@ func (q *sequencer) leadOnce() error {
 		return err
 	}
 	defer sess.Close()
+	// Prefer a sequencer whose etcd client reaches the raft leader: its
+	// sweeps then skip the hop from a follower member to the leader, a
+	// round trip on the chain's one path that every replica waits on.
+	// Others join the election a little later, so
+	// when several start together the nearest wins; the election decides
+	// as ever, and nobody waits once one leads (Campaign queues).
+	if !q.nearRaftLeader() {
+		select {
+		case <-q.s.ctx.Done():
+		case <-time.After(seqCampaignDefer):
+		}
+	}
 	el := concurrency.NewElection(sess, q.s.k(pSeqElect))
 	octx, stopObserving := context.WithCancel(q.s.ctx)
 	defer stopObserving()
