@@ -25,23 +25,12 @@ import (
 // batches to it directly (SequencerStats counts them), and the chain is
 // the one the inbox path makes: every batch once, gap-free.
 func TestSequencerForwards(t *testing.T) {
-	p := startEtcd(t)
-	lead := open(t, p, "/fwd/", nil)
-	if _, err := lead.AppendSequenced(ctx, []store.Event{{Action: "first"}}, seqChain); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(300 * time.Millisecond) // let it win the election
-	var got sync.Map
-	got.Store(uint64(1), mustFirst(t, lead))
-	b, c := open(t, p, "/fwd/", nil), open(t, p, "/fwd/", nil)
-	var wg sync.WaitGroup
-	appendFrom(t, b, "b", 4, 25, &got, &wg)
-	appendFrom(t, c, "c", 4, 25, &got, &wg)
+	lead, b, c, got, wg := leaderAndTwoAppending(t, "/fwd/", 25)
 	wg.Wait()
 	if t.Failed() {
 		t.FailNow()
 	}
-	checkChain(t, lead, &got)
+	checkChain(t, lead, got)
 	for name, s := range map[string]*etcd.Store{"b": b, "c": c} {
 		fw, in := s.SequencerStats()
 		t.Logf("%s: %d batches forwarded, %d through the inbox", name, fw, in)

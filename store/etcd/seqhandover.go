@@ -69,6 +69,16 @@ func (q *sequencer) observe(ctx context.Context, el *concurrency.Election) {
 // writers use the inbox), the sweeps in flight are waited for and
 // answered.
 func (l *leader) finish(flights []*flight, taken map[string]bool) error {
+	l.refuseQueued()
+	for _, f := range flights {
+		l.settle(f, <-f.done, nil, taken)
+	}
+	return errNotLeading
+}
+
+// refuseQueued ends the queue: batches waiting in it, and any submitted
+// after, are refused with errNotLeading (their writers use the inbox).
+func (l *leader) refuseQueued() {
 	l.mu.Lock()
 	l.stopped = true
 	left := l.queue
@@ -77,10 +87,6 @@ func (l *leader) finish(flights []*flight, taken map[string]bool) error {
 	for _, e := range left {
 		e.done <- sweepResult{err: errNotLeading}
 	}
-	for _, f := range flights {
-		l.settle(f, <-f.done, nil, taken)
-	}
-	return errNotLeading
 }
 
 // handOver ends this store's part in the sequencer before it closes: a

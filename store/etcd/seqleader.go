@@ -110,14 +110,7 @@ func (q *sequencer) leadOnce() error {
 	err = l.run(sess)
 	q.leading.Store(nil)
 	defer close(l.drained)
-	l.mu.Lock()
-	l.stopped = true
-	left := l.queue
-	l.queue = nil
-	l.mu.Unlock()
-	for _, e := range left {
-		e.done <- sweepResult{err: errNotLeading}
-	}
+	l.refuseQueued()
 	rctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = el.Resign(rctx) // best effort: the lease expires anyway

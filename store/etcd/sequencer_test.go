@@ -150,27 +150,35 @@ func containsChained(v []byte) bool {
 // to append) closes while the others append. Their appends go on, by a
 // new election or by sweeping their own batches, and the chain stays one.
 func TestSequencerGoesOnWhenTheLeaderCloses(t *testing.T) {
-	p := startEtcd(t)
-	lead := open(t, p, "/seqf/", nil)
-	if _, err := lead.AppendSequenced(ctx, []store.Event{{Action: "first"}}, seqChain); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond) // let it win the election
-	var got sync.Map
-	got.Store(uint64(1), mustFirst(t, lead))
-	b, c := open(t, p, "/seqf/", nil), open(t, p, "/seqf/", nil)
-	var wg sync.WaitGroup
-	appendFrom(t, b, "b", 4, 20, &got, &wg)
-	appendFrom(t, c, "c", 4, 20, &got, &wg)
+	lead, b, _, got, wg := leaderAndTwoAppending(t, "/seqf/", 20)
 	time.Sleep(100 * time.Millisecond)
 	lead.Close()
 	wg.Wait()
 	if t.Failed() {
 		t.FailNow()
 	}
-	if n := checkChain(t, b, &got); n < 1+8*20 {
+	if n := checkChain(t, b, got); n < 1+8*20 {
 		t.Fatalf("%d events stored, want at least %d", n, 1+8*20)
 	}
+}
+
+// leaderAndTwoAppending opens a store on prefix that appends first (and
+// so leads the sequencer), then two more, each appending n batches from 4
+// writers into got until wg is done.
+func leaderAndTwoAppending(t *testing.T, prefix string, n int) (lead, b, c *etcd.Store, got *sync.Map, wg *sync.WaitGroup) {
+	t.Helper()
+	p := startEtcd(t)
+	lead = open(t, p, prefix, nil)
+	if _, err := lead.AppendSequenced(ctx, []store.Event{{Action: "first"}}, seqChain); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // let it win the election
+	got, wg = &sync.Map{}, &sync.WaitGroup{}
+	got.Store(uint64(1), mustFirst(t, lead))
+	b, c = open(t, p, prefix, nil), open(t, p, prefix, nil)
+	appendFrom(t, b, "b", 4, n, got, wg)
+	appendFrom(t, c, "c", 4, n, got, wg)
+	return lead, b, c, got, wg
 }
 
 func mustFirst(t *testing.T, s *etcd.Store) store.Event {
