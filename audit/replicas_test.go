@@ -24,6 +24,22 @@ type acked struct {
 	dup  []uint64
 }
 
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// count is how many events were acknowledged so far.
+func (a *acked) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.seqs)
+}
+
 func (a *acked) add(e store.Event) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -215,11 +231,17 @@ func TestReplicasOnEtcd(t *testing.T) {
 	done := make(chan struct{})
 	stopVerify := make(chan struct{})
 	verifying := verifyDuring(t, stores[0], stopVerify)
+	total := len(logs) * writers * perWriter
+	loaded := make(chan struct{})
 	go func() {
 		defer close(done)
-		// Archive everything older than now, twice, while the load runs.
-		for range 2 {
-			time.Sleep(300 * time.Millisecond)
+		// Archive everything older than now, twice, while the load runs:
+		// once a third and once two thirds of it were acknowledged
+		// (by progress, not by time: how fast the load goes varies).
+		for k := 1; k <= 2; k++ {
+			for a.count() < total*k/3 && !isClosed(loaded) {
+				time.Sleep(5 * time.Millisecond)
+			}
 			var seg bytes.Buffer
 			rep, err := logs[1].Archive(ctx, time.Now(), &seg)
 			if err != nil {
@@ -231,13 +253,13 @@ func TestReplicasOnEtcd(t *testing.T) {
 		}
 	}()
 	load(t, logs, writers, perWriter, a)
+	close(loaded) // a failed load stops the archiver waiting for progress
 	<-done
 	close(stopVerify)
 	verifying.Wait()
 	if t.Failed() {
 		t.FailNow()
 	}
-	total := len(logs) * writers * perWriter
 	checkOneChain(t, a, total)
 	// The replicas' batches went through the sequencer, which packs
 	// several batches into one key: fewer event keys than events.
