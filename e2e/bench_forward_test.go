@@ -77,8 +77,7 @@ func pushThrough(b *testing.B, sshArgs []string, spec string, size int64, expect
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	var c net.Conn
 	for i := 0; i < 400; i++ {
-		if l, err := net.Listen("tcp", "127.0.0.1:"+port); err == nil {
-			l.Close()
+		if !harness.Listening("127.0.0.1:" + port) {
 			time.Sleep(25 * time.Millisecond)
 			continue
 		}

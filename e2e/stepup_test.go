@@ -183,10 +183,8 @@ func skForward(t *testing.T, b *harness.Bastion, k harness.SKey, spec string) (s
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(30 * time.Millisecond) {
-		if l, err := net.Listen("tcp", local); err != nil {
+		if harness.Listening(local) {
 			return local, errb
-		} else {
-			l.Close()
 		}
 	}
 	t.Fatalf("ssh -L with the security key did not listen: %s", errb.String())

@@ -2,9 +2,12 @@ package harness
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,9 +49,24 @@ type Forward struct {
 // the local port listens. spec is "host:port" on the bastion side.
 func (b *Bastion) StartForward(key Key, spec string) *Forward {
 	b.t.Helper()
+	// Another process may take the port between freePort and ssh's
+	// bind ("Address already in use"): try a new port.
+	for range 3 {
+		if f, retry := b.startForward(key, spec); !retry {
+			return f
+		}
+	}
+	b.t.Fatalf("ssh -L: address already in use three times")
+	return nil
+}
+
+// startForward is one try of StartForward; retry is true when ssh could
+// not bind its local port.
+func (b *Bastion) startForward(key Key, spec string) (f *Forward, retry bool) {
+	b.t.Helper()
 	port := freePort(b.t)
 	args := append(b.SSHArgs(key), "-N", "-o", "ExitOnForwardFailure=yes", "-L", "127.0.0.1:"+port+":"+spec, "127.0.0.1")
-	f := &Forward{Local: "127.0.0.1:" + port, stderr: &syncBuffer{}, done: make(chan struct{})}
+	f = &Forward{Local: "127.0.0.1:" + port, stderr: &syncBuffer{}, done: make(chan struct{})}
 	f.cmd = exec.Command("ssh", args...)
 	f.cmd.Stderr = f.stderr
 	if err := f.cmd.Start(); err != nil {
@@ -58,21 +76,20 @@ func (b *Bastion) StartForward(key Key, spec string) *Forward {
 	b.t.Cleanup(f.Stop)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		// Ready once the port is taken; probing with a connection would
-		// open (and audit) a forward of its own.
-		if l, err := net.Listen("tcp", f.Local); err != nil {
-			return f
-		} else {
-			l.Close()
+		if Listening(f.Local) {
+			return f, false
 		}
 		select {
 		case <-f.done:
+			if strings.Contains(f.stderr.String(), "Address already in use") {
+				return nil, true
+			}
 			b.t.Fatalf("ssh -L exited: %s", f.stderr.String())
 		case <-time.After(30 * time.Millisecond):
 		}
 	}
 	b.t.Fatalf("ssh -L did not listen on %s: %s", f.Local, f.stderr.String())
-	return nil
+	return nil, false
 }
 
 // Stop ends the ssh process.
@@ -128,4 +145,34 @@ func Contains(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// Listening says whether something listens on the TCP address addr
+// (127.0.0.1:PORT), read from /proc/net/tcp. Probing by binding the port
+// instead would, for that instant, make the listener we wait for fail
+// with "Address already in use"; probing by connecting would open (and
+// audit) a forward.
+func Listening(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	p, err := strconv.Atoi(port)
+	ip := net.ParseIP(host).To4()
+	if err != nil || ip == nil {
+		return false
+	}
+	// /proc/net/tcp writes the IPv4 address as a little-endian hex word.
+	want := fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], p)
+	data, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 3 && f[1] == want && f[3] == "0A" { // 0A: LISTEN
+			return true
+		}
+	}
+	return false
 }
