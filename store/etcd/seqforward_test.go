@@ -9,9 +9,7 @@ import (
 	"encoding/json"
 	"math/big"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,19 +43,8 @@ func TestSequencerForwards(t *testing.T) {
 // TestSequencerInboxOnly: with forwarding off (SequencerListen "-"),
 // every writer's batches go through its inbox, and the chain is the same.
 func TestSequencerInboxOnly(t *testing.T) {
-	p := startEtcd(t)
 	off := func(o *etcd.Options) { o.SequencerListen = "-" }
-	stores := []*etcd.Store{open(t, p, "/inb/", off), open(t, p, "/inb/", off), open(t, p, "/inb/", off)}
-	var got sync.Map
-	var wg sync.WaitGroup
-	for i, s := range stores {
-		appendFrom(t, s, "r"+strconv.Itoa(i), 4, 15, &got, &wg)
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
-	checkChain(t, stores[0], &got)
+	stores, _ := threeAppending(t, "/inb/", off, 4, 15)
 	var forwarded, inbox uint64
 	for _, s := range stores {
 		fw, in := s.SequencerStats()

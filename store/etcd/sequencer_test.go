@@ -97,18 +97,7 @@ func checkChain(t *testing.T, s *etcd.Store, got *sync.Map) uint64 {
 // back chained once, the stored log is exactly what was acknowledged, one
 // gap-free linked chain, and it is packed: fewer event keys than events.
 func TestSequencerOneChainFromThreeStores(t *testing.T) {
-	p := startEtcd(t)
-	stores := []*etcd.Store{open(t, p, "/seq/", nil), open(t, p, "/seq/", nil), open(t, p, "/seq/", nil)}
-	var got sync.Map
-	var wg sync.WaitGroup
-	for i, s := range stores {
-		appendFrom(t, s, "r"+strconv.Itoa(i), 8, 25, &got, &wg)
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
-	n := checkChain(t, stores[2], &got)
+	stores, n := threeAppending(t, "/seq/", nil, 8, 25)
 	keys, err := stores[0].Client().Get(ctx, "/seq/~e/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +149,25 @@ func TestSequencerGoesOnWhenTheLeaderCloses(t *testing.T) {
 	if n := checkChain(t, b, got); n < 1+8*20 {
 		t.Fatalf("%d events stored, want at least %d", n, 1+8*20)
 	}
+}
+
+// threeAppending opens three stores on prefix (mod applied to their
+// options), appends n batches from writers goroutines on each, checks the
+// chain, and returns the stores and how many events it holds.
+func threeAppending(t *testing.T, prefix string, mod func(*etcd.Options), writers, n int) ([]*etcd.Store, uint64) {
+	t.Helper()
+	p := startEtcd(t)
+	stores := []*etcd.Store{open(t, p, prefix, mod), open(t, p, prefix, mod), open(t, p, prefix, mod)}
+	var got sync.Map
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		appendFrom(t, s, "r"+strconv.Itoa(i), writers, n, &got, &wg)
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return stores, checkChain(t, stores[2], &got)
 }
 
 // leaderAndTwoAppending opens a store on prefix that appends first (and
