@@ -162,8 +162,8 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request) {
 // means the batch was certainly not taken; any other error, that its
 // outcome is unknown.
 func (f *forwarder) forward(ctx context.Context, events []store.Event) ([]store.Event, error) {
-	a := f.leader.Load()
-	if f.client == nil || a == nil || a.Addr == "" || a.ID == f.q.id {
+	a := f.target()
+	if a == nil {
 		return nil, errNotForwarded
 	}
 	body, err := json.Marshal(events)
@@ -225,7 +225,14 @@ func (s *Store) SequencerStats() (forwarded, viaInbox uint64) {
 }
 
 // ready says whether batches would be forwarded now.
-func (f *forwarder) ready() bool {
+func (f *forwarder) ready() bool { return f.target() != nil }
+
+// target is the leader to forward to: nil without a client, a known
+// leader with an address, or when this writer leads.
+func (f *forwarder) target() *seqAnnounce {
 	a := f.leader.Load()
-	return f.client != nil && a != nil && a.Addr != "" && a.ID != f.q.id
+	if f.client == nil || a == nil || a.Addr == "" || a.ID == f.q.id {
+		return nil
+	}
+	return a
 }

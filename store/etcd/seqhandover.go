@@ -36,13 +36,19 @@ func (q *sequencer) learnLeader() {
 	ctx, cancel := context.WithTimeout(q.s.ctx, sweepWaitIn)
 	defer cancel()
 	resp, err := q.s.cli.Get(ctx, q.s.k(pSeqElect), append(clientv3.WithFirstCreate(), clientv3.WithPrefix())...)
-	if err != nil || len(resp.Kvs) == 0 {
-		return
+	if err == nil {
+		q.fwd.leader.Store(announceOf(resp))
 	}
+}
+
+// announceOf is the leader's announcement in an election read: nil when
+// none leads or its value cannot be read.
+func announceOf(resp *clientv3.GetResponse) *seqAnnounce {
 	var a seqAnnounce
-	if json.Unmarshal(resp.Kvs[0].Value, &a) == nil {
-		q.fwd.leader.Store(&a)
+	if len(resp.Kvs) == 0 || json.Unmarshal(resp.Kvs[0].Value, &a) != nil {
+		return nil
 	}
+	return &a
 }
 
 // observe follows who leads the election, for forwarding, until ctx
@@ -50,12 +56,7 @@ func (q *sequencer) learnLeader() {
 func (q *sequencer) observe(ctx context.Context, el *concurrency.Election) {
 	for ctx.Err() == nil {
 		for resp := range el.Observe(ctx) {
-			var a seqAnnounce
-			if len(resp.Kvs) == 0 || json.Unmarshal(resp.Kvs[0].Value, &a) != nil {
-				q.fwd.leader.Store(nil)
-				continue
-			}
-			q.fwd.leader.Store(&a)
+			q.fwd.leader.Store(announceOf(&resp))
 		}
 		q.fwd.leader.Store(nil)
 		select {

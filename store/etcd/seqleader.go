@@ -263,7 +263,8 @@ func (l *leader) run(sess *concurrency.Session) error {
 }
 
 // noteInbox applies one inbox key's state to waiting: a batch waits; a
-// receipt or a delete means it is gone.
+// delete (or a value that holds no batch) means it is gone. Receipts
+// live under their own keys (~ak/), never here.
 func noteInbox(waiting map[string]*entry, t mvccpb.Event_EventType, key, val []byte, rev int64) {
 	k := string(key)
 	if t != mvccpb.PUT {
@@ -271,7 +272,7 @@ func noteInbox(waiting map[string]*entry, t mvccpb.Event_EventType, key, val []b
 		return
 	}
 	var v inboxValue
-	if json.Unmarshal(val, &v) != nil || v.Chained || len(v.Events) == 0 {
+	if json.Unmarshal(val, &v) != nil || len(v.Events) == 0 {
 		delete(waiting, k)
 		return
 	}
