@@ -1,6 +1,7 @@
 package etcd_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -210,9 +211,15 @@ func TestBlocksReadAndArchive(t *testing.T) {
 	if err != nil || len(out) != 50 || out[49].Seq != 50 {
 		t.Fatalf("AppendSequenced: %d events, %v", len(out), err)
 	}
-	keys, _ := s.Client().Get(ctx, "/blk/~e/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	keys, _ := s.Client().Get(ctx, "/blk/~e/", clientv3.WithPrefix())
 	if len(keys.Kvs) != 1 {
 		t.Fatalf("%d keys for one sweep; want 1 block", len(keys.Kvs))
+	}
+	// Stored compressed (zstd's magic number first), and smaller than
+	// the events' JSON.
+	plain, _ := json.Marshal(out)
+	if v := keys.Kvs[0].Value; !bytes.HasPrefix(v, []byte{0x28, 0xb5, 0x2f, 0xfd}) || len(v) >= len(plain) {
+		t.Fatalf("the block is stored as %d bytes starting %x; want zstd, under the %d bytes of JSON", len(v), v[:min(4, len(v))], len(plain))
 	}
 	var seqs []uint64
 	if err := s.ScanEvents(ctx, 20, func(e store.Event) error { seqs = append(seqs, e.Seq); return nil }); err != nil {
